@@ -1,0 +1,1 @@
+"""Per-record filters: each returns keep or a snake_case reason."""

@@ -1,0 +1,1 @@
+"""clipcurate pipeline stages and CLI."""
