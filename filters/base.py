@@ -28,9 +28,33 @@ class RowFilter(Protocol):
         ...
 
 
+THUMBNAIL_SIZE = 96
+
+
+def thumbnail(image: bytes, size: int = THUMBNAIL_SIZE) -> bytes | None:
+    """A small JPEG of an image, for the report's grids of rejected pairs."""
+    import io
+
+    from PIL import Image
+
+    try:
+        with Image.open(io.BytesIO(image)) as img:
+            img.thumbnail((size, size))
+            buf = io.BytesIO()
+            img.convert("RGB").save(buf, "JPEG", quality=70)
+            return buf.getvalue()
+    except (OSError, ValueError):
+        return None
+
+
 def reject_row(row: dict, reason: str, message: str = "") -> dict:
-    """A copy of ``row`` marked as dropped, without the internal payloads."""
-    out = {k: v for k, v in row.items() if k not in ("image", "local_path", "image_embedding", "text_embedding")}
+    """A copy of ``row`` marked as dropped, without the internal payloads.
+
+    A row that already has its image keeps a small thumbnail of it.
+    """
+    out = {k: v for k, v in row.items() if k not in ("image", "local_path", "invalid_path", "image_embedding", "text_embedding")}
+    if row.get("image") and "thumbnail" not in out:
+        out["thumbnail"] = thumbnail(row["image"])
     out["stage"] = REASONS[reason].stage
     out["reason"] = reason
     out["error_message"] = (message or "")[:2000]

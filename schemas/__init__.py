@@ -50,11 +50,12 @@ REJECT_EXTRA_FIELDS = [
     pa.field("stage", pa.string()),
     pa.field("reason", pa.string()),
     pa.field("error_message", pa.string()),
+    pa.field("thumbnail", pa.binary()),
 ]
 REJECT_SCHEMA = pa.schema(SAMPLE_FIELDS + REJECT_EXTRA_FIELDS)
 
 # Internal keys that travel with a record but are never written as columns.
-INTERNAL_KEYS = frozenset({"image", "local_path", "image_embedding", "text_embedding"})
+INTERNAL_KEYS = frozenset({"image", "local_path", "invalid_path", "image_embedding", "text_embedding"})
 
 RESERVED_NAMES = frozenset(f.name for f in REJECT_SCHEMA) | INTERNAL_KEYS | {"shard"}
 

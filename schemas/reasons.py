@@ -32,6 +32,7 @@ STAGES = (
 
 _TABLE = [
     # ingest / normalize
+    Reason("malformed_row", "ingest", "the input line could not be parsed (wrong field count, invalid JSON)"),
     Reason("missing_url", "normalize", "the URL is empty or null"),
     Reason("malformed_url", "normalize", "the URL cannot be parsed or has no host"),
     Reason("unsupported_scheme", "normalize", "the URL's scheme is not http or https"),

@@ -1,0 +1,1 @@
+"""The CLIP models: the bootstrap CLIP (plain torch) and loaders for pretrained checkpoints."""

@@ -1,0 +1,176 @@
+"""Training data for the bootstrap CLIP: seed folders, curated shards, augmentation.
+
+A ``Sample`` is a decoded image with either a label (its caption is drawn
+fresh each time from varied prompts) or a fixed caption (a web pair). Images
+are augmented in plain PIL/numpy: random resized crop, flip, colour jitter
+and JPEG re-encoding, so seed images look more like web bytes.
+"""
+from __future__ import annotations
+
+import io
+import math
+import random
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageEnhance, ImageOps
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp")
+
+
+@dataclass
+class Sample:
+    image: Image.Image
+    group: int                      # pairs sharing a group are all positives for each other
+    label: Optional[str] = None     # seed sample: caption drawn from prompts for this label
+    caption: Optional[str] = None   # web pair: its own caption
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_scale: tuple[float, float] = (0.6, 1.0)
+    crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
+    flip: float = 0.5
+    jitter: float = 0.3            # brightness, contrast, saturation factors in 1 +- jitter
+    grayscale: float = 0.05
+    jpeg: float = 0.5              # probability of re-encoding as JPEG
+    jpeg_quality: tuple[int, int] = (20, 95)
+
+
+def decode_image(data: bytes, max_side: int) -> Image.Image:
+    """Encoded bytes -> RGB image, shrunk so its shorter side is at most ``max_side``.
+
+    Raises ValueError for bytes PIL cannot read."""
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            im.draft("RGB", (max_side, max_side))
+            image = im.convert("RGB")
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"cannot decode image: {err}") from None
+    short = min(image.size)
+    if short > max_side:
+        w, h = image.size
+        image = image.resize((max(1, round(w * max_side / short)), max(1, round(h * max_side / short))),
+                             Image.Resampling.BICUBIC)
+    return image
+
+
+def center_crop(image: Image.Image, size: int) -> Image.Image:
+    """Shorter side resized to ``size`` (bicubic), then the central square."""
+    w, h = image.size
+    scale = size / min(w, h)
+    nw, nh = max(size, round(w * scale)), max(size, round(h * scale))
+    if (nw, nh) != (w, h):
+        image = image.resize((nw, nh), Image.Resampling.BICUBIC)
+    left, top = (nw - size) // 2, (nh - size) // 2
+    return image.crop((left, top, left + size, top + size))
+
+
+def augment(image: Image.Image, rng: random.Random, size: int, config: AugmentConfig = AugmentConfig()) -> Image.Image:
+    """A random view of ``image``, ``size`` x ``size``."""
+    w, h = image.size
+    area = w * h
+    for _ in range(10):
+        target = area * rng.uniform(*config.crop_scale)
+        ratio = math.exp(rng.uniform(math.log(config.crop_ratio[0]), math.log(config.crop_ratio[1])))
+        cw, ch = round(math.sqrt(target * ratio)), round(math.sqrt(target / ratio))
+        if 0 < cw <= w and 0 < ch <= h:
+            left, top = rng.randint(0, w - cw), rng.randint(0, h - ch)
+            image = image.crop((left, top, left + cw, top + ch)).resize((size, size), Image.Resampling.BICUBIC)
+            break
+    else:
+        image = center_crop(image, size)
+    if rng.random() < config.flip:
+        image = ImageOps.mirror(image)
+    if config.jitter:
+        enhancers = [ImageEnhance.Brightness, ImageEnhance.Contrast, ImageEnhance.Color]
+        rng.shuffle(enhancers)
+        for enhancer in enhancers:
+            image = enhancer(image).enhance(rng.uniform(1 - config.jitter, 1 + config.jitter))
+    if rng.random() < config.grayscale:
+        image = image.convert("L").convert("RGB")
+    if rng.random() < config.jpeg:
+        buf = io.BytesIO()
+        image.save(buf, format="JPEG", quality=rng.randint(*config.jpeg_quality))
+        buf.seek(0)
+        image = Image.open(buf).convert("RGB")
+    return image
+
+
+def to_tensor(images: Sequence[Image.Image], mean, std) -> torch.Tensor:
+    """RGB images of one size -> normalized float tensor (n, 3, h, w)."""
+    arr = np.stack([np.asarray(im, dtype=np.uint8) for im in images]).astype(np.float32) / 255.0
+    arr = (arr - np.asarray(mean, dtype=np.float32)) / np.asarray(std, dtype=np.float32)
+    return torch.from_numpy(arr).permute(0, 3, 1, 2).contiguous()
+
+
+# --- sources -------------------------------------------------------------------
+
+def shard_files(path) -> list[Path]:
+    """The .tar shards at ``path``: a .tar file, a folder of them, or a pipeline
+    output folder (its ``shards/``). Empty when there are none."""
+    path = Path(path)
+    if path.is_file() and path.suffix == ".tar":
+        return [path]
+    if not path.is_dir():
+        return []
+    for folder in (path, path / "shards"):
+        found = sorted(p for p in folder.glob("*.tar") if p.is_file())
+        if found:
+            return found
+    return []
+
+
+def read_shard_pairs(path) -> list[tuple[bytes, str]]:
+    """(image bytes, caption) for every KEY.jpg + KEY.txt in WebDataset shards, in shard and key order."""
+    pairs = []
+    for shard in shard_files(path):
+        images: dict[str, bytes] = {}
+        captions: dict[str, str] = {}
+        with tarfile.open(shard) as tar:
+            for member in tar:
+                if not member.isfile():
+                    continue
+                key, dot, ext = member.name.rpartition(".")
+                if not dot:
+                    continue
+                ext = "." + ext.lower()
+                if ext in IMAGE_SUFFIXES:
+                    images[key] = tar.extractfile(member).read()
+                elif ext == ".txt":
+                    captions[key] = tar.extractfile(member).read().decode("utf-8", errors="replace").strip()
+        pairs.extend((images[k], captions[k]) for k in sorted(images) if captions.get(k))
+    return pairs
+
+
+def read_seed_folder(source, max_side: int) -> list[Sample]:
+    """Decoded samples of a labelled folder or table (via ``pipeline.labelled``); group = label index."""
+    from clipcurate.pipeline.labelled import LabelledConfig, read_labelled
+
+    rows = [r for r in read_labelled(LabelledConfig(source=str(source))) if r.get("local_path") and r.get("label")]
+    labels = sorted({r["label"] for r in rows})
+    index = {label: i for i, label in enumerate(labels)}
+    samples = []
+    for row in rows:
+        try:
+            image = decode_image(Path(row["local_path"]).read_bytes(), max_side)
+        except (OSError, ValueError):
+            continue  # unreadable seed image: skipped, as the pipeline would reject it
+        samples.append(Sample(image=image, group=index[row["label"]], label=row["label"]))
+    return samples
+
+
+def pair_samples(pairs: Sequence[tuple[bytes, str]], max_side: int, first_group: int) -> list[Sample]:
+    """Web pairs as samples, each its own group; undecodable images are skipped."""
+    samples = []
+    for image_bytes, caption in pairs:
+        try:
+            image = decode_image(image_bytes, max_side)
+        except ValueError:
+            continue
+        samples.append(Sample(image=image, group=first_group + len(samples), caption=caption))
+    return samples

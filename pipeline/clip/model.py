@@ -1,0 +1,171 @@
+"""A small CLIP in plain torch: ViT image tower, causal transformer text tower.
+
+Both towers end in a linear projection into a shared space; embeddings are
+L2-normalized, and a learnable temperature scales their cosine similarities.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
+CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
+
+
+@dataclass(frozen=True)
+class ClipConfig:
+    """The architecture, and what preprocessing and tokenization it expects."""
+
+    image_size: int = 64
+    patch_size: int = 8
+    vision_width: int = 128
+    vision_layers: int = 4
+    vision_heads: int = 4
+    text_width: int = 128
+    text_layers: int = 3
+    text_heads: int = 4
+    context_length: int = 32
+    vocab_size: int = 4096
+    embed_dim: int = 128
+    mlp_ratio: float = 4.0
+    max_logit_scale: float = 100.0
+    mean: tuple[float, float, float] = CLIP_MEAN
+    std: tuple[float, float, float] = CLIP_STD
+
+    def __post_init__(self):
+        if self.image_size % self.patch_size:
+            raise ValueError(f"image size {self.image_size} is not a multiple of patch size {self.patch_size}")
+        for width, heads in ((self.vision_width, self.vision_heads), (self.text_width, self.text_heads)):
+            if width % heads:
+                raise ValueError(f"width {width} is not a multiple of {heads} heads")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ClipConfig":
+        known = {f.name for f in fields(cls)}
+        values = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items() if k in known}
+        return cls(**values)
+
+
+class Block(nn.Module):
+    """Pre-LN transformer block: x + attn(ln(x)), then x + mlp(ln(x))."""
+
+    def __init__(self, width: int, heads: int, mlp_ratio: float):
+        super().__init__()
+        self.heads = heads
+        self.ln_1 = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.ln_2 = nn.LayerNorm(width)
+        hidden = int(width * mlp_ratio)
+        self.mlp = nn.Sequential(nn.Linear(width, hidden), nn.GELU(), nn.Linear(hidden, width))
+
+    def attention(self, x: torch.Tensor, causal: bool) -> torch.Tensor:
+        n, t, w = x.shape
+        q, k, v = self.qkv(x).view(n, t, 3, self.heads, w // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+        return self.out(y.transpose(1, 2).reshape(n, t, w))
+
+    def forward(self, x: torch.Tensor, causal: bool = False) -> torch.Tensor:
+        x = x + self.attention(self.ln_1(x), causal)
+        return x + self.mlp(self.ln_2(x))
+
+
+class VisionTower(nn.Module):
+    """Patch embedding + class token + positions, transformer, class-token output."""
+
+    def __init__(self, c: ClipConfig):
+        super().__init__()
+        grid = c.image_size // c.patch_size
+        self.patch = nn.Conv2d(3, c.vision_width, c.patch_size, stride=c.patch_size, bias=False)
+        self.cls = nn.Parameter(torch.randn(c.vision_width) * c.vision_width ** -0.5)
+        self.pos = nn.Parameter(torch.randn(grid * grid + 1, c.vision_width) * 0.02)
+        self.ln_pre = nn.LayerNorm(c.vision_width)
+        self.blocks = nn.ModuleList(Block(c.vision_width, c.vision_heads, c.mlp_ratio) for _ in range(c.vision_layers))
+        self.ln_post = nn.LayerNorm(c.vision_width)
+        self.proj = nn.Linear(c.vision_width, c.embed_dim, bias=False)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        x = self.patch(images).flatten(2).transpose(1, 2)
+        cls = self.cls.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = self.ln_pre(torch.cat([cls, x], dim=1) + self.pos.to(x.dtype))
+        for block in self.blocks:
+            x = block(x)
+        return self.proj(self.ln_post(x[:, 0]))
+
+
+class TextTower(nn.Module):
+    """Token + position embeddings, causal transformer, pooled at the end-of-text token."""
+
+    def __init__(self, c: ClipConfig):
+        super().__init__()
+        self.token = nn.Embedding(c.vocab_size, c.text_width)
+        self.pos = nn.Parameter(torch.randn(c.context_length, c.text_width) * 0.01)
+        self.blocks = nn.ModuleList(Block(c.text_width, c.text_heads, c.mlp_ratio) for _ in range(c.text_layers))
+        self.ln_final = nn.LayerNorm(c.text_width)
+        self.proj = nn.Linear(c.text_width, c.embed_dim, bias=False)
+
+    def forward(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """``tokens`` (n, context) padded after the end token; ``lengths`` counts up to and including it."""
+        x = self.token(tokens) + self.pos[: tokens.shape[1]]
+        for block in self.blocks:
+            x = block(x, causal=True)
+        x = self.ln_final(x)
+        eot = x[torch.arange(x.shape[0], device=x.device), lengths - 1]
+        return self.proj(eot)
+
+
+class Clip(nn.Module):
+    def __init__(self, config: ClipConfig):
+        super().__init__()
+        self.config = config
+        self.visual = VisionTower(config)
+        self.text = TextTower(config)
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.apply(_init_weights)
+
+    def encode_image(self, images: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.visual(images).float(), dim=-1)
+
+    def encode_text(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        return F.normalize(self.text(tokens, lengths).float(), dim=-1)
+
+    def scale(self) -> torch.Tensor:
+        return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)
+
+    def forward(self, images, tokens, lengths):
+        return self.encode_image(images), self.encode_text(tokens, lengths), self.scale()
+
+
+def _init_weights(module: nn.Module) -> None:
+    if isinstance(module, nn.Linear):
+        nn.init.normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.Embedding):
+        nn.init.normal_(module.weight, std=0.02)
+
+
+def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, scale: torch.Tensor,
+                     groups: torch.Tensor | None = None) -> torch.Tensor:
+    """Symmetric InfoNCE over the n x n similarity matrix.
+
+    With ``groups`` (one id per pair), every pair in the batch sharing the
+    row's group counts as a positive (targets spread evenly over them), so two
+    images of the same seed label are not pushed apart.
+    """
+    logits = scale * image_emb @ text_emb.t()
+    if groups is None:
+        target = torch.arange(logits.shape[0], device=logits.device)
+        return (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target)) / 2
+    same = (groups[:, None] == groups[None, :]).float()
+    target = same / same.sum(dim=1, keepdim=True)
+    loss_i = -(target * F.log_softmax(logits, dim=1)).sum(dim=1).mean()
+    loss_t = -(target * F.log_softmax(logits.t(), dim=1)).sum(dim=1).mean()
+    return (loss_i + loss_t) / 2

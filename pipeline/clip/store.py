@@ -1,0 +1,89 @@
+"""The model folder: model.safetensors, config.json, tokenizer.json, train_log.jsonl, checkpoint.pt.
+
+Every file is written to a temporary name and renamed into place.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Optional
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from clipcurate.pipeline.clip.model import Clip, ClipConfig
+from clipcurate.pipeline.clip.text import ClipTokenizer
+
+KIND = "clipcurate-bootstrap-clip"
+WEIGHTS, CONFIG, TOKENIZER, LOG, CHECKPOINT = (
+    "model.safetensors", "config.json", "tokenizer.json", "train_log.jsonl", "checkpoint.pt")
+
+
+def _tmp(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp{os.getpid()}")
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = _tmp(path)
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_model(model_dir, model: Clip, tokenizer: ClipTokenizer, labels: list[str]) -> None:
+    """Weights, config and tokenizer; the tokenizer first, the config last."""
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    tokenizer.save(model_dir / TOKENIZER)
+    state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
+    tmp = _tmp(model_dir / WEIGHTS)
+    save_file(state, str(tmp))
+    os.replace(tmp, model_dir / WEIGHTS)
+    config = {"kind": KIND, "clip": model.config.to_dict(), "labels": list(labels)}
+    write_text(model_dir / CONFIG, json.dumps(config, indent=2) + "\n")
+
+
+def is_model_dir(path) -> bool:
+    path = Path(path)
+    return (path / CONFIG).is_file() and (path / WEIGHTS).is_file() and (path / TOKENIZER).is_file()
+
+
+def read_config(model_dir) -> dict:
+    data = json.loads((Path(model_dir) / CONFIG).read_text(encoding="utf-8"))
+    if data.get("kind") != KIND:
+        raise ValueError(f"{model_dir}/{CONFIG} is not a clipcurate bootstrap CLIP config")
+    return data
+
+
+def load_model(model_dir, device: str = "cpu") -> tuple[Clip, ClipTokenizer, list[str]]:
+    """(model in eval mode on ``device``, tokenizer, seed labels) from a model folder."""
+    model_dir = Path(model_dir)
+    if not is_model_dir(model_dir):
+        raise ValueError(f"{model_dir} is not a model folder ({CONFIG}, {WEIGHTS}, {TOKENIZER})")
+    data = read_config(model_dir)
+    config = ClipConfig.from_dict(data["clip"])
+    model = Clip(config)
+    model.load_state_dict(load_file(str(model_dir / WEIGHTS)))
+    tokenizer = ClipTokenizer.load(model_dir / TOKENIZER, config.context_length)
+    return model.to(device).eval(), tokenizer, list(data.get("labels", []))
+
+
+def save_checkpoint(model_dir, state: dict) -> None:
+    path = Path(model_dir) / CHECKPOINT
+    tmp = _tmp(path)
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(model_dir) -> Optional[dict]:
+    path = Path(model_dir) / CHECKPOINT
+    if not path.is_file():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=False)
+
+
+def append_log(model_dir, record: dict) -> None:
+    """Add one line to train_log.jsonl (rewritten whole, atomically)."""
+    path = Path(model_dir) / LOG
+    old = path.read_text(encoding="utf-8") if path.is_file() else ""
+    write_text(path, old + json.dumps(record) + "\n")

@@ -1,0 +1,241 @@
+"""``clipcurate run``: check every option up front, then run the pipeline, then write stats and report."""
+from __future__ import annotations
+
+import glob
+import json
+import math
+import os
+import sys
+import uuid
+
+from clipcurate.pipeline.cli import UsageError
+
+ACCEPTS_EXTRA_ARGS = True  # any other Beam option (--runner DataflowRunner --project ...) is passed through
+
+RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border")
+
+
+def add_arguments(parser):
+    io_ = parser.add_argument_group("input and output")
+    io_.add_argument("--input", nargs="+", default=[], metavar="FILE_OR_GLOB",
+                     help="tables of pairs: .parquet, .csv, .tsv, .jsonl (optionally .gz); globs and folders too")
+    io_.add_argument("--labelled", metavar="DIR", help="an ImageFolder tree or a table with a label column; labels become prompts")
+    io_.add_argument("--output", required=True, metavar="OUT", help="output folder")
+    io_.add_argument("--url-col", default="url")
+    io_.add_argument("--caption-col", default="caption")
+    io_.add_argument("--input-format", choices=("parquet", "csv", "tsv", "jsonl"), help="override the format told by the file extension")
+    io_.add_argument("--samples-per-shard", type=int, default=5000)
+
+    text = parser.add_argument_group("captions")
+    text.add_argument("--max-caption-length", type=int, default=1000, help="characters; longer captions are rejected")
+    text.add_argument("--languages", help="comma-separated ISO codes to keep, e.g. en,de (default: keep all, fill the columns)")
+    text.add_argument("--prompt-template", default=None, help='template for label-only captions (default "a photo of a {label}.")')
+    text.add_argument("--label-domain", default=None, help='domain hint: "a photo of a {label}, a type of DOMAIN."')
+    text.add_argument("--no-prompts", action="store_true", help="leave label-only captions as they are")
+
+    dl = parser.add_argument_group("download")
+    dl.add_argument("--image-size", type=int, default=256)
+    dl.add_argument("--resize-mode", choices=RESIZE_MODES, default="border")
+    dl.add_argument("--min-image-size", type=int, default=32, help="minimum shorter side of the original image, pixels")
+    dl.add_argument("--max-image-pixels", type=int, default=80_000_000, help="declared pixel count above which an image is a decompression bomb")
+    dl.add_argument("--timeout", type=float, default=10.0, help="total deadline per request, seconds")
+    dl.add_argument("--retries", type=int, default=1, help="extra attempts for transient errors")
+    dl.add_argument("--max-bytes", type=int, default=20_000_000, help="byte cap on a response body")
+    dl.add_argument("--threads", type=int, default=32, help="download threads per worker")
+    dl.add_argument("--per-host-concurrency", type=int, default=4)
+    dl.add_argument("--allow-private-network", action="store_true",
+                    help="allow requests to loopback/private/link-local addresses (tests, intranets)")
+    dl.add_argument("--user-agent", default=None, help="User-Agent header (default names the project and a URL)")
+    dl.add_argument("--respect-robots-txt", action="store_true", help="fetch robots.txt once per host and obey it for images")
+
+    clip = parser.add_argument_group("CLIP scoring and selection")
+    clip.add_argument("--clip", metavar="MODEL", help="MODEL_DIR from clipcurate bootstrap, open_clip:ARCH:/path/weights.pt, or hf:/path/to/clip_dir")
+    clip.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
+    clip.add_argument("--clip-batch-size", type=int, default=64)
+    sel = clip.add_mutually_exclusive_group()
+    sel.add_argument("--min-similarity", type=float, help="keep pairs with cosine similarity >= X")
+    sel.add_argument("--keep-fraction", type=float, help="keep the top F of pairs by similarity (a global quantile)")
+    clip.add_argument("--false-match-rate", type=float, default=0.01,
+                      help="default selection: keep pairs above the (1 - rate) quantile of mismatched-pair similarities")
+
+    beam_ = parser.add_argument_group("Beam")
+    beam_.add_argument("--runner", default="DirectRunner", help="DirectRunner (default), DataflowRunner, FlinkRunner, SparkRunner, ...")
+    beam_.add_argument("--workers", type=int, default=1, help="worker processes for the DirectRunner")
+
+
+def _positive(name, value, allow_zero=False):
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        raise UsageError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def check_output(out: str) -> None:
+    """Create OUT and prove it is writable, before any work."""
+    try:
+        os.makedirs(os.path.join(out, "shards"), exist_ok=True)
+        os.makedirs(os.path.join(out, "rejects"), exist_ok=True)
+        probe = os.path.join(out, f".probe-{uuid.uuid4().hex[:8]}")
+        with open(probe, "wb") as f:
+            f.write(b"ok")
+        os.remove(probe)
+    except OSError as err:
+        raise UsageError(f"output folder {out!r} is not writable: {err.strerror or err}") from None
+
+
+def clear_previous(out: str) -> None:
+    """Remove a previous run's shards and rejects (only files this tool writes)."""
+    patterns = ["shards/[0-9][0-9][0-9][0-9][0-9].*", "shards/sizes.json", "shards/*.tmp-*",
+                "rejects/*.parquet", "rejects/*.tmp-*", "stats.json", "report.html"]
+    for pattern in patterns:
+        for path in glob.glob(os.path.join(out, pattern)):
+            os.remove(path)
+
+
+def beam_options(args):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    flags = [f"--runner={args.runner}"] + list(args.extra_args)
+    if args.runner in ("DirectRunner", "FnApiRunner") or args.runner.endswith(".DirectRunner"):
+        flags.append(f"--direct_num_workers={args.workers}")
+        flags.append("--direct_running_mode=" + ("multi_processing" if args.workers > 1 else "in_memory"))
+    return PipelineOptions(flags)
+
+
+def make_config(args):
+    """Every option checked and turned into the stages' configs; UsageError on the first problem."""
+    from clipcurate.filters.language import LanguageConfig
+    from clipcurate.filters.normalize import NormalizeConfig
+    from clipcurate.filters.prompts import DEFAULT_TEMPLATE, PromptConfig
+    from clipcurate.pipeline.download import DownloadConfig
+    from clipcurate.pipeline.fetch import FetchConfig
+    from clipcurate.pipeline.images import ImageConfig
+    from clipcurate.pipeline.ingest import IngestConfig, InputError, check_input, expand_inputs
+    from clipcurate.pipeline.run import RunConfig
+    from clipcurate import schemas
+    from clipcurate.pipeline.write import WriteConfig
+
+    if not args.input and not args.labelled:
+        raise UsageError("give --input FILE_OR_GLOB and/or --labelled DIR")
+    for name in ("samples_per_shard", "image_size", "timeout", "threads", "per_host_concurrency", "max_bytes",
+                 "max_caption_length", "workers", "clip_batch_size", "max_image_pixels"):
+        _positive("--" + name.replace("_", "-"), getattr(args, name))
+    _positive("--retries", args.retries, allow_zero=True)
+    _positive("--min-image-size", args.min_image_size, allow_zero=True)
+    if args.keep_fraction is not None and not 0 < args.keep_fraction <= 1:
+        raise UsageError(f"--keep-fraction must be in (0, 1], got {args.keep_fraction}")
+    if not 0 < args.false_match_rate < 1:
+        raise UsageError(f"--false-match-rate must be in (0, 1), got {args.false_match_rate}")
+    template = args.prompt_template or DEFAULT_TEMPLATE
+    if "{label}" not in template:
+        raise UsageError("--prompt-template must contain {label}")
+    languages = None
+    if args.languages:
+        languages = tuple(sorted({x.strip().lower() for x in args.languages.split(",") if x.strip()}))
+        if not languages:
+            raise UsageError("--languages is empty")
+
+    ingest, input_schema, extra = None, None, []
+    if args.input:
+        try:
+            ingest = IngestConfig(files=expand_inputs(args.input), url_col=args.url_col,
+                                  caption_col=args.caption_col, input_format=args.input_format)
+            input_schema = check_input(ingest)
+        except InputError as err:
+            raise UsageError(str(err)) from None
+        extra = schemas.user_fields(input_schema, args.url_col, args.caption_col)
+        for name in schemas.column_clashes(input_schema.names, args.url_col, args.caption_col):
+            print(f"clipcurate run: note: input column {name!r} is a reserved name; carried as "
+                  f"{schemas.carried_name(name)!r}", file=sys.stderr)
+
+    prompt = PromptConfig(template=template, domain=args.label_domain, enabled=not args.no_prompts)
+    labelled_rows = ()
+    if args.labelled:
+        from clipcurate.pipeline.labelled import LabelledConfig, read_labelled
+
+        labelled_rows = tuple(read_labelled(LabelledConfig(source=args.labelled, prompt=prompt)))
+        known = {f.name for f in extra} | set(schemas.RESERVED_NAMES)
+        import pyarrow as pa
+        for row in labelled_rows[:1]:
+            extra += [pa.field(k, pa.string()) for k in row if k not in known]
+
+    score = select = None
+    if args.clip:
+        from clipcurate.pipeline.clip.scorer import ScorerConfig
+        from clipcurate.pipeline.score import ScoreConfig
+        from clipcurate.pipeline.select import SelectConfig
+
+        if ":" not in args.clip.split("/")[0] and not os.path.isdir(args.clip):
+            raise UsageError(f"--clip {args.clip!r}: no such model folder")
+        score = ScoreConfig(scorer=ScorerConfig(spec=args.clip, device=args.device, batch_size=args.clip_batch_size))
+        select = SelectConfig(min_similarity=args.min_similarity, keep_fraction=args.keep_fraction,
+                              false_match_rate=args.false_match_rate)
+    elif args.min_similarity is not None or args.keep_fraction is not None:
+        raise UsageError("--min-similarity and --keep-fraction need --clip MODEL")
+
+    fetch = FetchConfig(timeout=args.timeout, retries=args.retries, max_bytes=args.max_bytes,
+                        allow_private_network=args.allow_private_network,
+                        per_host_concurrency=args.per_host_concurrency,
+                        respect_robots_txt=args.respect_robots_txt,
+                        **({"user_agent": args.user_agent} if args.user_agent else {}))
+    image = ImageConfig(image_size=args.image_size, resize_mode=args.resize_mode,
+                        min_image_size=args.min_image_size, max_image_pixels=args.max_image_pixels)
+    download = DownloadConfig(fetch=fetch, image=image, threads=args.threads,
+                              max_in_flight=max(8, 4 * args.threads),
+                              local_root=_labelled_root(args.labelled))
+    return RunConfig(
+        write=WriteConfig(output_dir=args.output, samples_per_shard=args.samples_per_shard, extra_fields=tuple(extra)),
+        ingest=ingest, input_schema=input_schema, labelled_rows=labelled_rows,
+        normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
+        language=LanguageConfig(languages=languages), prompts=prompt, download=download,
+        score=score, select=select,
+    )
+
+
+def _labelled_root(path):
+    if not path:
+        return None
+    return os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path) or ".")
+
+
+def options_record(args) -> dict:
+    skip = {"extra_args"}
+    out = {k: v for k, v in vars(args).items() if k not in skip}
+    out["beam_args"] = list(args.extra_args)
+    return out
+
+
+def summary(stats: dict, out: str) -> str:
+    lines = [f"clipcurate run: {stats['input_rows']} input rows -> {stats['kept']} kept, {stats['rejected']} rejected"
+             + ("" if stats["accounted_for"] else "  (WARNING: counts do not add up)")]
+    for entry in stats["stages"]:
+        reasons = ", ".join(f"{r} {n}" for r, n in entry["reasons"].items())
+        lines.append(f"  {entry['stage']:<12} -{entry['rejected']:<6} {reasons}")
+    lines.append(f"output: {out}   query it: clipcurate sql {out} \"select reason, count(*) from rejects group by 1\"")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    config = make_config(args)
+    check_output(args.output)
+    clear_previous(args.output)
+    from clipcurate.pipeline.run import run
+    from clipcurate.pipeline.stats import build_stats, write_stats
+
+    info = run(config, beam_options(args))
+    selection = None
+    sel_path = os.path.join(args.output, "selection.json")
+    if os.path.exists(sel_path):
+        with open(sel_path) as f:
+            selection = json.load(f)
+    stats = build_stats(args.output, info, options_record(args), selection)
+    write_stats(args.output, stats)
+    try:
+        from clipcurate.pipeline.report import render_report
+    except ImportError:
+        render_report = None
+    if render_report is not None:
+        render_report(args.output)
+    print(summary(stats, args.output))
+    return 0

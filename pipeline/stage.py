@@ -1,0 +1,114 @@
+"""What every Beam stage shares: the rejects tag, safe per-record calls, metrics.
+
+Filters and transforms return a reason instead of raising; this module turns
+their answers into tagged outputs and counters once, so no stage repeats the
+bookkeeping. An unexpected exception in one record becomes an
+``internal_error`` reject: it never kills the run.
+"""
+from __future__ import annotations
+
+import time
+import traceback
+from typing import Callable, Iterable, Optional
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from clipcurate.filters.base import Drop, reject_row
+
+REJECTS = "rejects"
+NAMESPACE = "clipcurate"
+
+
+def internal_error(row: dict, err: BaseException) -> dict:
+    where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    at = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
+    return reject_row(row, "internal_error", f"{type(err).__name__}: {err}{at}")
+
+
+class Timer:
+    """Adds the wall time of a block to a per-stage distribution (milliseconds)."""
+
+    def __init__(self, stage: str):
+        self.dist = Metrics.distribution(NAMESPACE, f"ms_{stage}")
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.dist.update(int((time.perf_counter() - self.start) * 1000))
+        return False
+
+
+class RowCheckDoFn(beam.DoFn):
+    """Applies ``make()``'s per-row function: ``fn(row) -> (row, Drop | None)``.
+
+    ``make`` is called once per worker in ``setup`` (heavy state loads there).
+    """
+
+    def __init__(self, stage: str, make: Callable[[], Callable[[dict], tuple[dict, Optional[Drop]]]]):
+        self.stage = stage
+        self.make = make
+
+    def setup(self):
+        self.fn = self.make()
+        self.timer = Timer(self.stage)
+
+    def process(self, row):
+        with self.timer:
+            try:
+                out, drop = self.fn(row)
+            except Exception as err:  # noqa: BLE001 - a bad record is data, not a crash
+                yield beam.pvalue.TaggedOutput(REJECTS, internal_error(row, err))
+                return
+        if drop is None:
+            yield out
+        else:
+            yield beam.pvalue.TaggedOutput(REJECTS, reject_row(out, drop.reason, drop.message))
+
+
+class BatchCheckDoFn(beam.DoFn):
+    """Like RowCheckDoFn for a batch: ``fn(rows) -> list[(row, Drop | None)]``, then per-row outputs."""
+
+    def __init__(self, stage: str, make):
+        self.stage = stage
+        self.make = make
+
+    def setup(self):
+        self.fn = self.make()
+        self.timer = Timer(self.stage)
+
+    def process(self, rows):
+        with self.timer:
+            try:
+                results = self.fn(rows)
+            except Exception:  # noqa: BLE001 - retry one by one so only the bad record fails
+                results = []
+                for row in rows:
+                    try:
+                        results.extend(self.fn([row]))
+                    except Exception as err:  # noqa: BLE001
+                        results.append((row, err))
+        for out, drop in results:
+            if drop is None:
+                yield out
+            elif isinstance(drop, BaseException):
+                yield beam.pvalue.TaggedOutput(REJECTS, internal_error(out, drop))
+            else:
+                yield beam.pvalue.TaggedOutput(REJECTS, reject_row(out, drop.reason, drop.message))
+
+
+def split(pcoll, label: str, dofn: beam.DoFn):
+    """Apply a DoFn with a rejects output; returns (main, rejects)."""
+    result = pcoll | label >> beam.ParDo(dofn).with_outputs(REJECTS, main="main")
+    return result.main, result[REJECTS]
+
+
+def batched(pcoll, label: str, min_size: int = 16, max_size: int = 512):
+    return pcoll | label >> beam.BatchElements(min_batch_size=min_size, max_batch_size=max_size)
+
+
+def flatten(label: str, pcolls: Iterable):
+    pcolls = tuple(pcolls)
+    return pcolls | label >> beam.Flatten()
