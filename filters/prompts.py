@@ -76,10 +76,10 @@ class PromptConfig:
 
 # --- labels ------------------------------------------------------------------
 
-_SENTENCE_PUNCT = set(".!?,;:")
+_NOT_IN_LABEL = re.compile(r"[.!?,;:/\\]")
+_LETTER = re.compile(r"[^\W\d_]")
 _CAMEL = re.compile(r"(?<=[a-z]{2})(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z]{2})")
 _URLISH = re.compile(r"^(?:[a-z][a-z0-9+.-]*://|www\.)", re.IGNORECASE)
-_FILE_EXT = re.compile(r"\.[A-Za-z0-9]{1,5}$")
 
 
 def _split_camel(word: str) -> str:
@@ -103,12 +103,11 @@ def is_label_like(caption: str) -> bool:
     """
     if not isinstance(caption, str):
         return False
-    text = caption.strip()
-    if not text or _URLISH.match(text):
+    parts = caption.split(None, 2)
+    if not 1 <= len(parts) <= 2:  # splitting further never lowers the count
         return False
-    if any(ch in _SENTENCE_PUNCT or ch in "/\\" for ch in text):
-        return False
-    if not any(ch.isalpha() for ch in text):
+    text = " ".join(parts)
+    if _URLISH.match(text) or _NOT_IN_LABEL.search(text) or not _LETTER.search(text):
         return False
     return 1 <= len(_words(text)) <= 2
 
@@ -254,15 +253,24 @@ def make_prompt(label: str, template: str = DEFAULT_TEMPLATE, domain: Optional[s
 class PromptRewriter:
     """Turns a row whose caption is only a label into a row with a prompt."""
 
+    _CACHE_SIZE = 100_000
+
     def __init__(self, config: PromptConfig):
         self.config = config
+        self._cache: dict[str, tuple[str, str]] = {}  # labels repeat: prompt each once
 
     def prompt_for(self, caption) -> Optional[tuple[str, str]]:
         """(prompt, cleaned label) when the caption is label-like, else None."""
         if not self.config.enabled or not is_label_like(caption):
             return None
-        label = clean_label(caption)
-        return make_prompt(label, self.config.template, self.config.domain), label
+        found = self._cache.get(caption)
+        if found is None:
+            label = clean_label(caption)
+            found = (make_prompt(label, self.config.template, self.config.domain), label)
+            if len(self._cache) >= self._CACHE_SIZE:
+                self._cache.clear()
+            self._cache[caption] = found
+        return found
 
     def rewrite(self, row: dict) -> dict:
         """A copy with caption = prompt, raw_caption = the original caption

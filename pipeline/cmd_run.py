@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import glob
 import json
-import math
 import os
 import sys
 import uuid
@@ -155,9 +154,11 @@ def make_config(args):
 
         labelled_rows = tuple(read_labelled(LabelledConfig(source=args.labelled, prompt=prompt)))
         known = {f.name for f in extra} | set(schemas.RESERVED_NAMES)
-        import pyarrow as pa
-        for row in labelled_rows[:1]:
-            extra += [pa.field(k, pa.string()) for k in row if k not in known]
+        carried = [{k: v for k, v in row.items() if k not in known} for row in labelled_rows]
+        if carried and any(carried):
+            import pyarrow as pa
+
+            extra += list(pa.Table.from_pylist(carried).schema)
 
     score = select = None
     if args.clip:
@@ -169,7 +170,7 @@ def make_config(args):
             raise UsageError(f"--clip {args.clip!r}: no such model folder")
         score = ScoreConfig(scorer=ScorerConfig(spec=args.clip, device=args.device, batch_size=args.clip_batch_size))
         select = SelectConfig(min_similarity=args.min_similarity, keep_fraction=args.keep_fraction,
-                              false_match_rate=args.false_match_rate)
+                              false_match_rate=args.false_match_rate, output_dir=args.output)
     elif args.min_similarity is not None or args.keep_fraction is not None:
         raise UsageError("--min-similarity and --keep-fraction need --clip MODEL")
 

@@ -1,0 +1,68 @@
+"""Bad command lines end with one clear line and exit code 2, never a traceback."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+
+def clipcurate(*args, stdin=None):
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1")
+    return subprocess.run([sys.executable, "-m", "clipcurate.pipeline.cli", *args], capture_output=True,
+                          text=True, input=stdin, env=env, timeout=120)
+
+
+def one_line_error(proc, *needles):
+    assert proc.returncode == 2, (proc.returncode, proc.stdout, proc.stderr)
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "apitools" not in line]
+    assert len(lines) == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+@pytest.fixture()
+def table(tmp_path):
+    path = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": ["http://127.0.0.1:9/a.jpg"], "text": ["a"]}), path)
+    return path
+
+
+def test_missing_input_file(tmp_path):
+    one_line_error(clipcurate("run", "--input", str(tmp_path / "nope.parquet"), "--output", str(tmp_path / "o")),
+                   "does not exist")
+
+
+def test_missing_column(table, tmp_path):
+    one_line_error(clipcurate("run", "--input", str(table), "--output", str(tmp_path / "o")), "'caption'", "--caption-col")
+
+
+def test_unwritable_output(table, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    one_line_error(clipcurate("run", "--input", str(table), "--caption-col", "text", "--output", str(blocker / "out")),
+                   "not writable")
+
+
+def test_bad_option_values(table, tmp_path):
+    one_line_error(clipcurate("run", "--input", str(table), "--caption-col", "text", "--output", str(tmp_path / "o"),
+                              "--samples-per-shard", "0"), "--samples-per-shard")
+
+
+def test_sql_on_a_folder_that_is_not_an_output(tmp_path):
+    one_line_error(clipcurate("sql", str(tmp_path), "select 1"), "not a clipcurate output")
+
+
+def test_sql_bad_query(tmp_path):
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "rejects").mkdir()
+    one_line_error(clipcurate("sql", str(tmp_path), "select nope from pairs"), "query failed")
+
+
+def test_unknown_command():
+    proc = clipcurate("frobnicate")
+    assert proc.returncode == 2 and "unknown command" in proc.stderr
