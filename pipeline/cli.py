@@ -22,8 +22,7 @@ COMMANDS = {
 }
 
 
-class UsageError(Exception):
-    """A problem with the command line or its inputs: one line, exit code 2."""
+from clipcurate.pipeline.errors import UsageError  # noqa: E402  (re-exported for command modules)
 
 
 def _top_help() -> str:

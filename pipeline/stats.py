@@ -9,9 +9,7 @@ import pyarrow.parquet as pq
 
 from clipcurate.pipeline.write import atomic_write
 
-# the order rows pass the stages in, for the funnel
-FUNNEL = ("ingest", "normalize", "dedup", "blocklist", "language", "quality", "download", "image",
-          "image_dedup", "clip", "select", "balance", "internal")
+from clipcurate.schemas.reasons import FUNNEL
 
 
 def reject_counts(out: str) -> dict[str, dict[str, int]]:

@@ -30,6 +30,10 @@ STAGES = (
     "balance",
 )
 
+# the order rows pass the stages in, for the funnel in stats.json and the report
+FUNNEL = ("ingest", "normalize", "dedup", "blocklist", "quality", "language", "download", "image",
+          "image_dedup", "clip", "select", "balance", "internal")
+
 _TABLE = [
     # ingest / normalize
     Reason("malformed_row", "ingest", "the input line could not be parsed (wrong field count, invalid JSON)"),

@@ -25,21 +25,20 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Callable, Optional
 from urllib.parse import urlsplit
 
+import numpy as np
 from PIL import Image
 
 # ---------------------------------------------------------------- image bytes
 
 
-def _pattern_image(w: int, h: int, seed: int, mode: str = "RGB") -> Image.Image:
-    """A deterministic image whose content depends on ``seed`` (gradients + blocks)."""
-    img = Image.new("RGB", (w, h))
-    px = img.load()
-    r0, g0, b0 = (seed * 73) % 256, (seed * 151) % 256, (seed * 29) % 256
-    for y in range(h):
-        for x in range(w):
-            block = ((x * 8 // max(w, 1)) + (y * 8 // max(h, 1)) + seed) % 2
-            px[x, y] = ((r0 + x * 255 // max(w, 1)) % 256, (g0 + y * 255 // max(h, 1)) % 256, (b0 + 120 * block) % 256)
-    return img.convert(mode) if mode != "RGB" else img
+def _pattern_image(w: int, h: int, seed: int) -> Image.Image:
+    """A deterministic RGB image whose content depends on ``seed`` (gradients + checker blocks)."""
+    y, x = np.mgrid[0:h, 0:w]
+    block = ((x * 8 // max(w, 1)) + (y * 8 // max(h, 1)) + seed) % 2
+    r = ((seed * 73) % 256 + x * 255 // max(w, 1)) % 256
+    g = ((seed * 151) % 256 + y * 255 // max(h, 1)) % 256
+    b = ((seed * 29) % 256 + 120 * block) % 256
+    return Image.fromarray(np.stack([r, g, b], axis=-1).astype(np.uint8), "RGB")
 
 
 def _solid_or_pattern(w, h, color, seed):

@@ -128,7 +128,9 @@ class Clip(nn.Module):
         self.visual = VisionTower(config)
         self.text = TextTower(config)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
-        self.apply(_init_weights)
+        _init_tower(self.visual, config.vision_width, config.vision_layers)
+        _init_tower(self.text, config.text_width, config.text_layers)
+        nn.init.normal_(self.text.token.weight, std=0.02)
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.visual(images).float(), dim=-1)
@@ -143,13 +145,19 @@ class Clip(nn.Module):
         return self.encode_image(images), self.encode_text(tokens, lengths), self.scale()
 
 
-def _init_weights(module: nn.Module) -> None:
-    if isinstance(module, nn.Linear):
-        nn.init.normal_(module.weight, std=0.02)
-        if module.bias is not None:
-            nn.init.zeros_(module.bias)
-    elif isinstance(module, nn.Embedding):
-        nn.init.normal_(module.weight, std=0.02)
+def _init_tower(tower: nn.Module, width: int, layers: int) -> None:
+    """CLIP's initialization: scales by width and depth, so the towers start
+    with features that differ between inputs instead of collapsing to a constant."""
+    attn_std, fc_std = width ** -0.5, (2 * width) ** -0.5
+    out_std = width ** -0.5 * (2 * layers) ** -0.5
+    for block in tower.blocks:
+        nn.init.normal_(block.qkv.weight, std=attn_std)
+        nn.init.normal_(block.out.weight, std=out_std)
+        nn.init.normal_(block.mlp[0].weight, std=fc_std)
+        nn.init.normal_(block.mlp[2].weight, std=out_std)
+        for lin in (block.qkv, block.out, block.mlp[0], block.mlp[2]):
+            nn.init.zeros_(lin.bias)
+    nn.init.normal_(tower.proj.weight, std=width ** -0.5)
 
 
 def contrastive_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, scale: torch.Tensor,
