@@ -20,7 +20,7 @@ def add_arguments(parser) -> None:
 
 def main(args) -> int:
     from clipcurate.filters.language import LanguageConfig, LanguageIdentifier
-    from clipcurate.pipeline.cli import UsageError
+    from clipcurate.pipeline.errors import UsageError
 
     if args.batch_size < 1:
         raise UsageError("--batch-size must be at least 1")

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import email.utils
 import functools
+import heapq
 import http.client
 import ipaddress
 import os
@@ -142,37 +143,94 @@ def _classify(err: BaseException, deadline: "_Deadline") -> _Fail:
 # ---------------------------------------------------------------- deadline + address guard
 
 
-class _Deadline:
-    """A wall-clock deadline that shuts the current socket down when it passes."""
+class _Watchdog:
+    """One thread per Fetcher that shuts sockets down when their deadline passes."""
 
-    def __init__(self, seconds: float):
+    def __init__(self):
+        self._cond = threading.Condition()
+        self._heap: list = []  # (at, seq, guard)
+        self._seq = 0
+        self._stopped = False
+        self._thread: Optional[threading.Thread] = None
+
+    def watch(self, at: float, guard: "_Guard"):
+        with self._cond:
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="fetch-watchdog", daemon=True)
+                self._thread.start()
+            self._seq += 1
+            heapq.heappush(self._heap, (at, self._seq, guard))
+            if self._heap[0][2] is guard:
+                self._cond.notify()
+
+    def stop(self):
+        with self._cond:
+            self._stopped = True
+            self._cond.notify()
+
+    def _run(self):
+        with self._cond:
+            while not self._stopped:
+                if not self._heap:
+                    self._cond.wait()
+                    continue
+                wait = self._heap[0][0] - time.monotonic()
+                if wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                _, _, guard = heapq.heappop(self._heap)
+                guard.fire()
+
+
+class _Guard:
+    """One armed socket: shut down on ``fire`` unless cancelled first."""
+
+    __slots__ = ("sock", "lock", "done", "fired")
+
+    def __init__(self, sock: socket.socket):
+        self.sock, self.lock, self.done, self.fired = sock, threading.Lock(), False, False
+
+    def fire(self):
+        with self.lock:
+            if self.done:
+                return
+            self.done = self.fired = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed
+
+    def cancel(self):
+        with self.lock:
+            self.done = True
+
+
+class _Deadline:
+    """A wall-clock deadline; the watchdog shuts the current socket down when it passes."""
+
+    def __init__(self, seconds: float, watchdog: _Watchdog):
         self.at = time.monotonic() + seconds
-        self._timer: Optional[threading.Timer] = None
+        self._watchdog = watchdog
+        self._guard: Optional[_Guard] = None
         self._fired = False
 
     def remaining(self) -> float:
         return self.at - time.monotonic()
 
     def expired(self) -> bool:
-        return self._fired or self.remaining() <= 0
+        fired = self._fired or (self._guard is not None and self._guard.fired)
+        return fired or self.remaining() <= 0
 
     def arm(self, sock: socket.socket):
         self.disarm()
-        self._timer = threading.Timer(max(0.0, self.remaining()), self._fire, args=(sock,))
-        self._timer.daemon = True
-        self._timer.start()
+        self._guard = _Guard(sock)
+        self._watchdog.watch(self.at, self._guard)
 
     def disarm(self):
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def _fire(self, sock: socket.socket):
-        self._fired = True
-        try:
-            sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass  # already closed
+        if self._guard is not None:
+            self._guard.cancel()
+            self._fired = self._fired or self._guard.fired
+            self._guard = None
 
 
 def address_is_public(ip: str) -> bool:
@@ -336,10 +394,12 @@ class Fetcher:
         self._robots_locks: dict[str, threading.Lock] = {}
         self._robots_guard = threading.Lock()
         self._closed = threading.Event()
+        self._watchdog = _Watchdog()
 
     def close(self):
-        """Stop waiting between retries; cached robots.txt files are dropped."""
+        """Stop waiting between retries and the watchdog thread; cached robots.txt files are dropped."""
         self._closed.set()
+        self._watchdog.stop()
         with self._robots_guard:
             self._robots.clear()
             self._robots_locks.clear()
@@ -354,7 +414,7 @@ class Fetcher:
     def fetch(self, url: str) -> FetchResult:
         """Download ``url``; failures come back as ``FetchResult.drop``, never as exceptions."""
         cfg = self.config
-        deadline = _Deadline(cfg.timeout)
+        deadline = _Deadline(cfg.timeout, self._watchdog)
         attempts = 0
         while True:
             attempts += 1

@@ -33,10 +33,15 @@ class ClipConfig:
     embed_dim: int = 128
     mlp_ratio: float = 4.0
     max_logit_scale: float = 100.0
+    stem: str = "conv"          # conv | linear (see patch_stem)
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
 
     def __post_init__(self):
+        if self.stem not in ("conv", "linear"):
+            raise ValueError(f"stem must be conv or linear, not {self.stem!r}")
+        if self.stem == "conv" and self.patch_size & (self.patch_size - 1):
+            raise ValueError(f"a conv stem needs a power-of-two patch size, not {self.patch_size}")
         if self.image_size % self.patch_size:
             raise ValueError(f"image size {self.image_size} is not a multiple of patch size {self.patch_size}")
         for width, heads in ((self.vision_width, self.vision_heads), (self.text_width, self.text_heads)):
@@ -77,13 +82,29 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
+def patch_stem(c: ClipConfig) -> nn.Module:
+    """Image -> one token per patch. "linear": one strided convolution (plain ViT);
+    "conv": stride-2 3x3 convolutions (ViT with a convolutional stem, which
+    trains far faster from scratch on small data)."""
+    if c.stem == "linear":
+        return nn.Conv2d(3, c.vision_width, c.patch_size, stride=c.patch_size, bias=False)
+    steps = int(math.log2(c.patch_size))
+    layers, channels = [], 3
+    for i in range(steps):
+        out = max(16, c.vision_width >> (steps - 1 - i))
+        layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(1, out), nn.GELU()]
+        channels = out
+    layers.append(nn.Conv2d(channels, c.vision_width, 1))
+    return nn.Sequential(*layers)
+
+
 class VisionTower(nn.Module):
     """Patch embedding + class token + positions, transformer, class-token output."""
 
     def __init__(self, c: ClipConfig):
         super().__init__()
         grid = c.image_size // c.patch_size
-        self.patch = nn.Conv2d(3, c.vision_width, c.patch_size, stride=c.patch_size, bias=False)
+        self.patch = patch_stem(c)
         self.cls = nn.Parameter(torch.randn(c.vision_width) * c.vision_width ** -0.5)
         self.pos = nn.Parameter(torch.randn(grid * grid + 1, c.vision_width) * 0.02)
         self.ln_pre = nn.LayerNorm(c.vision_width)
