@@ -9,8 +9,14 @@ read their image from a local file inside the folder given on the command line.
 """
 from __future__ import annotations
 
+import hashlib
+import json
+import math
 import os
+import pickle
+import re
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -31,6 +37,23 @@ class DownloadConfig:
     max_in_flight: int = 128   # images held in memory per worker, at most
     local_root: str | None = None  # labelled images are read only from inside this folder
     max_local_bytes: int = 50_000_000
+    work_dir: str | None = None    # OUT/_work/download: finished work units, for resume and --retry-failed
+    unit_rows: int = 500           # rows per work unit
+    retry_failed: bool = False     # fetch again the rows of finished units that failed transiently
+
+
+_HTTP_STATUS = re.compile(r"HTTP (\d{3})")
+
+
+def is_transient(result: dict) -> bool:
+    """Whether a download reject may succeed on another try (timeouts, connection errors, 429, 5xx)."""
+    reason = result.get("reason")
+    if reason in ("timeout", "connection_error"):
+        return True
+    if reason == "http_error":
+        m = _HTTP_STATUS.search(result.get("error_message") or "")
+        return bool(m) and (int(m.group(1)) == 429 or int(m.group(1)) >= 500)
+    return False
 
 
 def read_local(path: str, root: str | None, max_bytes: int) -> tuple[bytes | None, Drop | None]:
@@ -82,6 +105,8 @@ class ImageFetcher:
 
 
 class _DownloadDoFn(beam.DoFn):
+    """Downloads one work unit (a group of rows) at a time, reusing a finished unit's results."""
+
     def __init__(self, config: DownloadConfig):
         self.config = config
 
@@ -92,32 +117,74 @@ class _DownloadDoFn(beam.DoFn):
         self.timer = Timer("download")
         self.ok = Metrics.counter("clipcurate", "downloaded")
         self.failed = Metrics.counter("clipcurate", "download_failed")
+        self.reused = Metrics.counter("clipcurate", "download_units_reused")
 
     def _one(self, row):
         try:
-            return self.fetch(row)
+            out, drop = self.fetch(row)
         except Exception as err:  # noqa: BLE001 - one bad record never kills the run
-            return row, err
+            return internal_error(row, err)
+        finally:
+            self.in_flight.release()
+        if drop is None:
+            return out
+        return reject_row(out, drop.reason, drop.message)
 
-    def process(self, rows):
+    def _download(self, rows):
+        futures = []
+        for row in rows:
+            self.in_flight.acquire()
+            futures.append(self.pool.submit(self._one, row))
+        return [f.result() for f in futures]
+
+    def process(self, item):
+        unit, rows = item
+        rows = sorted(rows, key=lambda r: r["key"])
         with self.timer:
-            futures = []
-            for row in rows:
-                self.in_flight.acquire()
-                future = self.pool.submit(self._one, row)
-                future.add_done_callback(lambda _: self.in_flight.release())
-                futures.append(future)
-            for future in futures:
-                out, drop = future.result()
-                if drop is None:
-                    self.ok.inc()
-                    yield out
-                elif isinstance(drop, BaseException):
-                    self.failed.inc()
-                    yield beam.pvalue.TaggedOutput(REJECTS, internal_error(out, drop))
-                else:
-                    self.failed.inc()
-                    yield beam.pvalue.TaggedOutput(REJECTS, reject_row(out, drop.reason, drop.message))
+            results = self._cached(unit, rows)
+            if results is None:
+                results = self._download(rows)
+                self._save(unit, rows, results)
+            else:
+                self.reused.inc()
+                if self.config.retry_failed:
+                    again = [i for i, r in enumerate(results) if "reason" in r and is_transient(r)]
+                    if again:
+                        for i, new in zip(again, self._download([rows[i] for i in again])):
+                            results[i] = new
+                        self._save(unit, rows, results)
+        for result in results:
+            if "reason" in result:
+                self.failed.inc()
+                yield beam.pvalue.TaggedOutput(REJECTS, result)
+            else:
+                self.ok.inc()
+                yield result
+
+    def _path(self, unit: int) -> str | None:
+        return os.path.join(self.config.work_dir, f"{unit:05d}.pkl") if self.config.work_dir else None
+
+    def _cached(self, unit: int, rows: list) -> list | None:
+        path = self._path(unit)
+        if path is None or not os.path.exists(path):
+            return None
+        try:
+            with open(path, "rb") as f:
+                saved = pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            return None
+        if saved.get("rows") != unit_fingerprint(rows):
+            return None  # the unit's rows changed: do it again
+        return saved["results"]
+
+    def _save(self, unit: int, rows: list, results: list) -> None:
+        path = self._path(unit)
+        if path is None:
+            return
+        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        with open(tmp, "wb") as f:
+            pickle.dump({"rows": unit_fingerprint(rows), "results": results}, f, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, path)
 
     def teardown(self):
         pool = getattr(self, "pool", None)
@@ -127,15 +194,38 @@ class _DownloadDoFn(beam.DoFn):
             self.fetch.close()
 
 
+def unit_fingerprint(rows: list) -> str:
+    """What a unit's saved results were computed from: its rows, as they were."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, default=repr).encode())
+    return h.hexdigest()
+
+
+def unit_of(key: str, units: int) -> int:
+    return (int(key[:8], 16) * units) >> 32
+
+
 class Download(beam.PTransform):
+    """Rows -> (samples with their image, rejects), in work units of about ``unit_rows`` rows.
+
+    The number of units follows from the number of rows, so the same input
+    makes the same units; a unit whose results were saved by an earlier,
+    killed run is read back instead of downloaded again.
+    """
+
     def __init__(self, config: DownloadConfig):
         super().__init__()
         self.config = config
 
     def expand(self, rows):
+        n = self.config.unit_rows
+        total = rows | "Count" >> beam.combiners.Count.Globally()
         result = (
             rows
-            | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=self.config.max_in_flight)
+            | "Unit" >> beam.Map(lambda r, t: (unit_of(r["key"], max(1, math.ceil(t / n))), r),
+                                 beam.pvalue.AsSingleton(total))
+            | "GroupUnit" >> beam.GroupByKey()
             | "Fetch" >> beam.ParDo(_DownloadDoFn(self.config)).with_outputs(REJECTS, main="main")
         )
         return result.main, result[REJECTS]

@@ -115,7 +115,7 @@ class ImageProcessor:
             raise _Reject("image_too_small", f"{w}x{h} is below {self.config.min_image_size} pixels")
         try:
             if _can_pass_through(img, raw):
-                _check_complete(img)
+                _check_complete(img, raw)
                 return raw
             return _to_rgb_bmp(img)
         except (OSError, ValueError, SyntaxError, EOFError) as err:
@@ -152,13 +152,15 @@ def _can_pass_through(img: Image.Image, raw: bytes) -> bool:
     return True
 
 
-def _check_complete(img: Image.Image):
+def _check_complete(img: Image.Image, raw: bytes):
     """Raise OSError when the file is truncated or corrupt, decoding as little as possible."""
     if img.format == "JPEG":
         img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
         img.load()
     elif img.format == "PNG":
-        img.verify()
+        # verify() must come straight after open: reading EXIF before it has moved the reader on
+        with Image.open(io.BytesIO(raw)) as fresh:
+            fresh.verify()
     else:
         img.load()
 

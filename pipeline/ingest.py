@@ -8,6 +8,7 @@ cannot be parsed becomes a ``malformed_row`` reject, never a crash.
 """
 from __future__ import annotations
 
+import csv
 import glob
 import io
 import json
@@ -90,10 +91,10 @@ def _stream(path: str):
 def _csv_options(path: str, fmt: str):
     delimiter = "\t" if fmt == "tsv" else ","
     with _stream(path) as f:
-        header = f.readline() if hasattr(f, "readline") else f.read(1 << 16).split(b"\n")[0]
-    text = header.decode("utf-8", "replace").rstrip("\r\n")
+        header = f.read(1 << 16).split(b"\n")[0]
+    text = header.decode("utf-8-sig", "replace").rstrip("\r\n")
     # read every column as text: types inferred per file would not agree across files
-    names = next(iter(__import__("csv").reader([text], delimiter=delimiter))) if text else []
+    names = next(csv.reader([text], delimiter=delimiter)) if text else []
     parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False if fmt == "tsv" else '"',
                                newlines_in_values=fmt == "csv")
     convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},

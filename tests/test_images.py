@@ -102,12 +102,9 @@ def test_16bit_png_is_scaled_to_8bit(proc):
 
 
 def test_16bit_rgb_png(proc):
-    raw = make_png(100, 80, color=(0, 0, 0))
-    with Image.open(io.BytesIO(raw)) as img:
-        img.load()
     rgb16 = np.zeros((80, 100, 3), np.uint16)
     rgb16[..., 1] = 40000
-    import cv2  # Pillow cannot write 16-bit RGB PNGs; cv2 (BGR order) can
+    import cv2  # Pillow cannot write 16-bit RGB PNGs; cv2 (BGR order, green is green) can
     ok, enc = cv2.imencode(".png", rgb16)
     assert ok and enc.tobytes()[24] == 16
     out, drop = proc(enc.tobytes())
@@ -234,3 +231,12 @@ def test_stdout_survives_threaded_resizing(tmp_path):
                           env={**os.environ, "NO_ALBUMENTATIONS_UPDATE": "1"})
     assert done.returncode == 0, done.stderr
     assert "still here" in done.stdout
+
+
+def test_plain_rgb_png_passes_through_the_completeness_check():
+    from webserver import make_png
+
+    from clipcurate.pipeline.images import ImageConfig, ImageProcessor
+
+    image, drop = ImageProcessor(ImageConfig(image_size=64))(make_png(320, 320, seed=5))
+    assert drop is None and (image.original_width, image.original_height) == (320, 320)
