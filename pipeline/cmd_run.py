@@ -1,6 +1,7 @@
 """``clipcurate run``: check every option up front, then run the pipeline, then write stats and report."""
 from __future__ import annotations
 
+import dataclasses
 import glob
 import json
 import os
@@ -19,11 +20,16 @@ def add_arguments(parser):
     io_.add_argument("--input", nargs="+", default=[], metavar="FILE_OR_GLOB",
                      help="tables of pairs: .parquet, .csv, .tsv, .jsonl (optionally .gz); globs and folders too")
     io_.add_argument("--labelled", metavar="DIR", help="an ImageFolder tree or a table with a label column; labels become prompts")
-    io_.add_argument("--output", required=True, metavar="OUT", help="output folder")
+    io_.add_argument("--output", metavar="OUT", help="output folder (running again on the same OUT resumes)")
+    io_.add_argument("--retry-failed", metavar="OUT",
+                     help="download again the rows of OUT that failed with transient errors (timeouts, 5xx, "
+                          "connection errors), with OUT's options, and merge them into OUT")
     io_.add_argument("--url-col", default="url")
     io_.add_argument("--caption-col", default="caption")
     io_.add_argument("--input-format", choices=("parquet", "csv", "tsv", "jsonl"), help="override the format told by the file extension")
     io_.add_argument("--samples-per-shard", type=int, default=5000)
+    io_.add_argument("--work-unit-rows", type=int, default=500,
+                     help="rows per download work unit: the granularity of resuming a killed run")
 
     text = parser.add_argument_group("captions")
     text.add_argument("--max-caption-length", type=int, default=1000, help="characters; longer captions are rejected")
@@ -117,7 +123,7 @@ def make_config(args):
     if not args.input and not args.labelled:
         raise UsageError("give --input FILE_OR_GLOB and/or --labelled DIR")
     for name in ("samples_per_shard", "image_size", "timeout", "threads", "per_host_concurrency", "max_bytes",
-                 "max_caption_length", "workers", "clip_batch_size", "max_image_pixels"):
+                 "max_caption_length", "workers", "clip_batch_size", "max_image_pixels", "work_unit_rows"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
     _positive("--retries", args.retries, allow_zero=True)
     _positive("--min-image-size", args.min_image_size, allow_zero=True)
@@ -184,6 +190,9 @@ def make_config(args):
     download = DownloadConfig(fetch=fetch, image=image, threads=args.threads,
                               max_in_flight=max(8, 4 * args.threads),
                               local_root=_labelled_root(args.labelled))
+    work_dir = os.path.join(args.output, "_work", "download")
+    download = dataclasses.replace(download, work_dir=work_dir, retry_failed=bool(args.retry_failed),
+                                   unit_rows=args.work_unit_rows)
     return RunConfig(
         write=WriteConfig(output_dir=args.output, samples_per_shard=args.samples_per_shard, extra_fields=tuple(extra)),
         ingest=ingest, input_schema=input_schema, labelled_rows=labelled_rows,
@@ -216,10 +225,67 @@ def summary(stats: dict, out: str) -> str:
     return "\n".join(lines)
 
 
+WORK_OPTIONS = "_work/options.json"
+# options that change neither what is downloaded nor the result
+_NOT_IN_FINGERPRINT = {"runner", "workers", "retry_failed", "extra_args", "beam_args", "threads", "output"}
+
+
+def fingerprint(args) -> dict:
+    """What a resumed run must share with the run it continues: options and input files."""
+    opts = {k: v for k, v in options_record(args).items() if k not in _NOT_IN_FINGERPRINT}
+    files = []
+    for pattern in args.input:
+        for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
+            if os.path.isfile(path):
+                st = os.stat(path)
+                files.append([os.path.abspath(path), st.st_size, int(st.st_mtime)])
+    return {"options": opts, "files": files}
+
+
+def prepare_work(args) -> None:
+    """Keep an earlier run's finished work units only if it ran with the same options on the same input."""
+    import shutil
+
+    from clipcurate.pipeline.write import atomic_write
+
+    work = os.path.join(args.output, "_work")
+    path = os.path.join(args.output, WORK_OPTIONS)
+    current = {"fingerprint": fingerprint(args), "args": options_record(args)}
+    if os.path.exists(path):
+        with open(path) as f:
+            saved = json.load(f)
+        if saved.get("fingerprint") != current["fingerprint"]:
+            shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(os.path.join(work, "download"), exist_ok=True)
+    atomic_write(path, json.dumps(current, indent=1, default=str).encode())
+
+
+def retry_args(args):
+    """The saved options of OUT's run, for --retry-failed."""
+    out = args.retry_failed
+    path = os.path.join(out, WORK_OPTIONS)
+    if not os.path.exists(path):
+        raise UsageError(f"{out!r} holds no finished run to retry (no {WORK_OPTIONS})")
+    with open(path) as f:
+        saved = json.load(f)["args"]
+    beam_args = saved.pop("beam_args", [])
+    for key, value in saved.items():
+        setattr(args, key, value)
+    args.extra_args = beam_args
+    args.retry_failed = out
+    args.output = out
+    return args
+
+
 def main(args) -> int:
     os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+    if args.retry_failed:
+        args = retry_args(args)
+    elif not args.output:
+        raise UsageError("--output OUT is required")
     config = make_config(args)
     check_output(args.output)
+    prepare_work(args)
     clear_previous(args.output)
     from clipcurate.pipeline.run import run
     from clipcurate.pipeline.stats import build_stats, write_stats
