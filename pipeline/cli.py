@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 import sys
 
 COMMANDS = {
@@ -43,6 +44,8 @@ def main(argv=None) -> int:
         print(f"clipcurate: unknown command {name!r}\n\n{_top_help()}", file=sys.stderr)
         return 2
     module_name, desc = COMMANDS[name]
+    # Beam's GCP module warns on import that optional Google clients are missing: not our users' concern
+    logging.getLogger().addFilter(lambda record: "apitools" not in record.getMessage())
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"clipcurate {name}", description=desc)
     module.add_arguments(parser)

@@ -62,6 +62,11 @@ def add_arguments(parser):
     sel.add_argument("--keep-fraction", type=float, help="keep the top F of pairs by similarity (a global quantile)")
     clip.add_argument("--false-match-rate", type=float, default=0.01,
                       help="default selection: keep pairs above the (1 - rate) quantile of mismatched-pair similarities")
+    clip.add_argument("--max-textness", type=float, default=None,
+                      help="drop images whose textness (0..1, a probe on the image embedding) is above this")
+    clip.add_argument("--textness-bias", type=float, default=0.0,
+                      help="add S times the textness direction to text embeddings before scoring (< 0 pushes away "
+                           "from images that only show the caption's words)")
 
     beam_ = parser.add_argument_group("Beam")
     beam_.add_argument("--runner", default="DirectRunner", help="DirectRunner (default), DataflowRunner, FlinkRunner, SparkRunner, ...")
@@ -174,9 +179,12 @@ def make_config(args):
 
         if ":" not in args.clip.split("/")[0] and not os.path.isdir(args.clip):
             raise UsageError(f"--clip {args.clip!r}: no such model folder")
-        score = ScoreConfig(scorer=ScorerConfig(spec=args.clip, device=args.device, batch_size=args.clip_batch_size))
+        score = ScoreConfig(scorer=ScorerConfig(spec=args.clip, device=args.device, batch_size=args.clip_batch_size),
+                            textness_probe=os.path.join(args.output, "_work", "textness.json"),
+                            textness_bias=args.textness_bias)
         select = SelectConfig(min_similarity=args.min_similarity, keep_fraction=args.keep_fraction,
-                              false_match_rate=args.false_match_rate, output_dir=args.output)
+                              false_match_rate=args.false_match_rate, output_dir=args.output,
+                              max_textness=args.max_textness)
     elif args.min_similarity is not None or args.keep_fraction is not None:
         raise UsageError("--min-similarity and --keep-fraction need --clip MODEL")
 
@@ -260,6 +268,19 @@ def prepare_work(args) -> None:
     atomic_write(path, json.dumps(current, indent=1, default=str).encode())
 
 
+def prepare_textness(score) -> None:
+    """Load the CLIP model once here, check it works, and put its textness probe where the workers read it."""
+    from clipcurate.pipeline.clip.scorer import ClipScorer
+    from clipcurate.pipeline.clip.textness import load_or_train
+
+    try:
+        scorer = ClipScorer.load(score.scorer)
+    except ValueError as err:
+        raise UsageError(f"--clip {score.scorer.spec!r}: {err}") from None
+    probe = load_or_train(scorer, score.scorer.spec, None)
+    probe.save(score.textness_probe)
+
+
 def retry_args(args):
     """The saved options of OUT's run, for --retry-failed."""
     out = args.retry_failed
@@ -287,6 +308,8 @@ def main(args) -> int:
     check_output(args.output)
     prepare_work(args)
     clear_previous(args.output)
+    if config.score is not None:
+        prepare_textness(config.score)
     from clipcurate.pipeline.run import run
     from clipcurate.pipeline.stats import build_stats, write_stats
 

@@ -12,6 +12,7 @@ import numpy as np
 
 from clipcurate.filters.base import Drop
 from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
+from clipcurate.pipeline.clip.textness import TextnessProbe
 from clipcurate.pipeline.stage import BatchCheckDoFn, split
 
 
@@ -19,11 +20,15 @@ from clipcurate.pipeline.stage import BatchCheckDoFn, split
 class ScoreConfig:
     scorer: ScorerConfig
     max_batch: int = 256
+    textness_probe: str | None = None  # path of a textness.json probe: every sample gets ``textness``
+    textness_bias: float = 0.0         # added times the probe's direction to text embeddings before scoring
 
 
 class _Scorer:
     def __init__(self, config: ScoreConfig):
         self.model = ClipScorer.load(config.scorer)
+        self.probe = TextnessProbe.load(config.textness_probe) if config.textness_probe else None
+        self.bias = config.textness_bias
 
     def __call__(self, rows):
         try:
@@ -33,9 +38,13 @@ class _Scorer:
             if len(rows) > 1:
                 raise  # the adapter retries one by one
             return [(rows[0], Drop("scoring_error", f"{type(err).__name__}: {err}"))]
+        textness = [None] * len(rows)
+        if self.probe is not None:
+            textness = [float(x) for x in self.probe.score(images)]
+            texts = self.probe.bias_texts(texts, self.bias)
         sims = np.sum(images * texts, axis=1)
-        return [(dict(r, similarity=float(s), image_embedding=i, text_embedding=t), None)
-                for r, s, i, t in zip(rows, sims, images, texts)]
+        return [(dict(r, similarity=float(s), textness=x, image_embedding=i, text_embedding=t), None)
+                for r, s, x, i, t in zip(rows, sims, textness, images, texts)]
 
 
 class Score(beam.PTransform):

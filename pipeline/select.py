@@ -32,6 +32,7 @@ class SelectConfig:
     null_sample: int = 2048            # pairs sampled for the mismatched-pair distribution
     same_concept_text_similarity: float = 0.8  # captions this close to the pair's own are left out of the null
     output_dir: str | None = None      # where selection.json is written
+    max_textness: float | None = None  # images whose textness is above this are dropped: text_heavy
 
 
 def null_threshold(images: np.ndarray, texts: np.ndarray, rate: float, same_text: float) -> tuple[float | None, int]:
@@ -74,7 +75,14 @@ def _publish(selection: dict, out: str | None) -> dict:
 
 
 class _Decide(beam.DoFn):
+    def __init__(self, max_textness: float | None):
+        self.max_textness = max_textness
+
     def process(self, row, selection):
+        if self.max_textness is not None and (row.get("textness") or 0.0) > self.max_textness:
+            msg = f"textness {row['textness']:.3f} > {self.max_textness}"
+            yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, "text_heavy", msg))
+            return
         t = selection.get("threshold")
         if t is None or row["similarity"] >= t:
             yield row
@@ -104,5 +112,5 @@ class Select(beam.PTransform):
             | "Threshold" >> beam.Map(lambda _, s, a: _publish(choose_threshold(config, s[0] if s else [], a), config.output_dir),
                                       beam.pvalue.AsList(sample), beam.pvalue.AsSingleton(sims))
         )
-        result = rows | "Decide" >> beam.ParDo(_Decide(), beam.pvalue.AsSingleton(selection)).with_outputs(REJECTS, main="main")
+        result = rows | "Decide" >> beam.ParDo(_Decide(config.max_textness), beam.pvalue.AsSingleton(selection)).with_outputs(REJECTS, main="main")
         return result.main, result[REJECTS]

@@ -1,0 +1,127 @@
+"""Textness: a linear probe on CLIP image embeddings that tells pictures with text from pictures without.
+
+CLIP scores an image that merely shows the caption's words highly (the
+"typographic" effect PicCollage describes for CLIP search). The probe is a
+logistic regression trained on pictures we render ourselves: the same shape
+pictures with and without words drawn on them. It gives each sample a
+``textness`` score in [0, 1], and its direction can bias the text embedding:
+``text + bias * direction`` (renormalized) moves the score toward (bias > 0) or
+away from (bias < 0) images with text.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import ImageDraw, ImageFont
+
+from clipcurate.pipeline import synth
+
+PROBE_FILE = "textness.json"
+WORDS = ("star", "sale", "hello", "circle", "love", "free", "moon", "cat", "open", "news", "heart", "shop",
+         "arrow", "best", "dog", "cross", "ring", "square", "music", "home", "triangle", "summer", "logo", "menu")
+
+
+@dataclass(frozen=True)
+class TextnessProbe:
+    weights: np.ndarray   # (d,)
+    bias: float
+
+    @property
+    def direction(self) -> np.ndarray:
+        return self.weights / (np.linalg.norm(self.weights) + 1e-12)
+
+    def score(self, image_embeddings: np.ndarray) -> np.ndarray:
+        z = image_embeddings.astype(np.float64) @ self.weights + self.bias
+        return (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(np.float32)
+
+    def bias_texts(self, text_embeddings: np.ndarray, strength: float) -> np.ndarray:
+        if strength == 0:
+            return text_embeddings
+        moved = text_embeddings + strength * self.direction.astype(np.float32)
+        return moved / np.linalg.norm(moved, axis=1, keepdims=True)
+
+    def save(self, path: str) -> None:
+        tmp = f"{path}.tmp"
+        with open(tmp, "w") as f:
+            json.dump({"weights": self.weights.tolist(), "bias": self.bias}, f)
+        os.replace(tmp, path)
+
+    @classmethod
+    def load(cls, path: str) -> "TextnessProbe":
+        with open(path) as f:
+            data = json.load(f)
+        return cls(np.asarray(data["weights"], dtype=np.float64), float(data["bias"]))
+
+
+def draw_word(image, word: str, rng: np.random.Generator):
+    """The picture with ``word`` written across it, large, in a contrasting colour."""
+    image = image.copy()
+    font = ImageFont.load_default()
+    probe = ImageDraw.Draw(image)
+    left, top, right, bottom = probe.textbbox((0, 0), word, font=font)
+    from PIL import Image
+
+    small = Image.new("L", (right - left + 2, bottom - top + 2), 0)
+    ImageDraw.Draw(small).text((1 - left, 1 - top), word, fill=255, font=font)
+    width = int(image.width * rng.uniform(0.6, 0.95))
+    height = max(1, min(image.height, round(small.height * width / small.width)))
+    mask = small.resize((width, height), Image.Resampling.NEAREST)
+    x = int(rng.integers(0, image.width - width + 1))
+    y = int(rng.integers(0, image.height - height + 1))
+    shade = 255 if np.asarray(image.convert("L")).mean() < 128 else 0
+    image.paste(Image.new("RGB", mask.size, (shade, shade, shade)), (x, y), mask)
+    return image
+
+
+def rendered_pairs(n: int, size: int, seed: int = 0) -> tuple[list[bytes], np.ndarray]:
+    """2n encoded pictures: n shape pictures and the same n with a word drawn on; labels 0/1."""
+    rng = np.random.default_rng([seed, 42])
+    images, labels = [], []
+    for i in range(n):
+        label = synth.LABELS[i % len(synth.LABELS)]
+        picture = synth.make_image(label, rng, size)
+        images.append(synth.encode_jpeg(picture, 90))
+        labels.append(0)
+        images.append(synth.encode_jpeg(draw_word(picture, WORDS[int(rng.integers(len(WORDS)))], rng), 90))
+        labels.append(1)
+    return images, np.asarray(labels, dtype=np.float64)
+
+
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 500, lr: float = 0.5) -> tuple[np.ndarray, float]:
+    """Plain gradient descent on the L2-regularized logistic loss (full batch, deterministic)."""
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w + b, -50, 50)))
+        g = p - y
+        w -= lr * (x.T @ g / len(y) + l2 * w)
+        b -= lr * float(g.mean())
+    return w, b
+
+
+def train_probe(scorer, n: int = 200, size: int = 128, seed: int = 0) -> tuple[TextnessProbe, float]:
+    """(probe, accuracy on a held-out quarter of the rendered pictures)."""
+    images, labels = rendered_pairs(n, size, seed)
+    emb = scorer.embed_images(images).astype(np.float64)
+    cut = (len(labels) * 3 // 4) // 2 * 2
+    w, b = fit_logistic(emb[:cut], labels[:cut])
+    probe = TextnessProbe(w, b)
+    accuracy = float(((probe.score(emb[cut:]) > 0.5) == (labels[cut:] > 0.5)).mean())
+    return probe, accuracy
+
+
+def load_or_train(scorer, model_spec: str, fallback_dir: str | None) -> TextnessProbe:
+    """The probe saved with a bootstrap model (trained and saved there on first use), else in ``fallback_dir``."""
+    folder = model_spec if os.path.isdir(model_spec) else fallback_dir
+    path = os.path.join(folder, PROBE_FILE) if folder else None
+    if path and os.path.exists(path):
+        return TextnessProbe.load(path)
+    probe, _ = train_probe(scorer)
+    if path:
+        try:
+            probe.save(path)
+        except OSError:
+            pass  # a read-only model folder: the probe is simply trained again next time
+    return probe
