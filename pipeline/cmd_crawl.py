@@ -27,15 +27,15 @@ def add_arguments(parser):
 
 def make_config(args):
     """Check the options and the seed file up front; returns (CrawlConfig, lines that were not URLs)."""
+    if not os.path.isfile(args.seeds):
+        raise UsageError(f"seeds file {args.seeds!r} does not exist")
+    if not args.output.endswith(".parquet") or os.path.isdir(args.output):
+        raise UsageError(f"--output {args.output!r} must be a file name ending with .parquet")
+    if args.max_depth < 0 or args.max_pages < 1:
+        raise UsageError("--max-depth must be >= 0 and --max-pages >= 1")
     from clipcurate.pipeline.crawl import CrawlConfig, read_seeds, robots_token
     from clipcurate.pipeline.fetch import FetchConfig
 
-    if not os.path.isfile(args.seeds):
-        raise UsageError(f"seeds file {args.seeds!r} does not exist")
-    if not args.output.endswith(".parquet"):
-        raise UsageError(f"--output {args.output!r} must end with .parquet")
-    if args.max_depth < 0 or args.max_pages < 1:
-        raise UsageError("--max-depth must be >= 0 and --max-pages >= 1")
     try:
         seeds, bad = read_seeds(args.seeds)
     except OSError as err:

@@ -19,6 +19,11 @@ def add_arguments(parser):
     io_ = parser.add_argument_group("input and output")
     io_.add_argument("--input", nargs="+", default=[], metavar="FILE_OR_GLOB",
                      help="tables of pairs: .parquet, .csv, .tsv, .jsonl (optionally .gz); globs and folders too")
+    io_.add_argument("--seeds", metavar="FILE", help="crawl these seed pages (one URL a line) as the first stage")
+    io_.add_argument("--max-depth", type=int, default=2, help="with --seeds: links followed from a seed, at most")
+    io_.add_argument("--max-pages", type=int, default=1000, help="with --seeds: pages fetched per site, at most")
+    io_.add_argument("--warc", nargs="+", default=[], metavar="FILE_OR_GLOB",
+                     help="Common Crawl WARC (HTML responses) or WAT (metadata) files, gzip'd or not")
     io_.add_argument("--labelled", metavar="DIR", help="an ImageFolder tree or a table with a label column; labels become prompts")
     io_.add_argument("--output", metavar="OUT", help="output folder (running again on the same OUT resumes)")
     io_.add_argument("--retry-failed", metavar="OUT",
@@ -125,8 +130,8 @@ def make_config(args):
     from clipcurate import schemas
     from clipcurate.pipeline.write import WriteConfig
 
-    if not args.input and not args.labelled:
-        raise UsageError("give --input FILE_OR_GLOB and/or --labelled DIR")
+    if not (args.input or args.labelled or args.seeds or args.warc):
+        raise UsageError("give --input FILE_OR_GLOB, --labelled DIR, --seeds FILE and/or --warc FILES")
     for name in ("samples_per_shard", "image_size", "timeout", "threads", "per_host_concurrency", "max_bytes",
                  "max_caption_length", "workers", "clip_batch_size", "max_image_pixels", "work_unit_rows"):
         _positive("--" + name.replace("_", "-"), getattr(args, name))
@@ -157,6 +162,28 @@ def make_config(args):
         for name in schemas.column_clashes(input_schema.names, args.url_col, args.caption_col):
             print(f"clipcurate run: note: input column {name!r} is a reserved name; carried as "
                   f"{schemas.carried_name(name)!r}", file=sys.stderr)
+
+    crawl = warc = None
+    if args.seeds:
+        import argparse as _argparse
+
+        from clipcurate.pipeline.cmd_crawl import make_config as crawl_config
+
+        crawl, _ = crawl_config(_argparse.Namespace(
+            seeds=args.seeds, output="crawl.parquet", max_depth=args.max_depth, max_pages=args.max_pages,
+            timeout=args.timeout, per_host_concurrency=args.per_host_concurrency, user_agent=args.user_agent,
+            allow_private_network=args.allow_private_network, ignore_robots_txt=False))
+    if args.warc:
+        from clipcurate.pipeline.warc import WarcConfig
+
+        try:
+            warc = WarcConfig(files=expand_inputs(args.warc, any_extension=True))
+        except InputError as err:
+            raise UsageError(str(err)) from None
+    if crawl or warc:
+        import pyarrow as pa
+
+        extra.append(pa.field("caption_source", pa.string()))
 
     prompt = PromptConfig(template=template, domain=args.label_domain, enabled=not args.no_prompts)
     labelled_rows = ()
@@ -203,7 +230,7 @@ def make_config(args):
                                    unit_rows=args.work_unit_rows)
     return RunConfig(
         write=WriteConfig(output_dir=args.output, samples_per_shard=args.samples_per_shard, extra_fields=tuple(extra)),
-        ingest=ingest, input_schema=input_schema, labelled_rows=labelled_rows,
+        ingest=ingest, input_schema=input_schema, labelled_rows=labelled_rows, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
         language=LanguageConfig(languages=languages), prompts=prompt, download=download,
         score=score, select=select,
@@ -242,7 +269,7 @@ def fingerprint(args) -> dict:
     """What a resumed run must share with the run it continues: options and input files."""
     opts = {k: v for k, v in options_record(args).items() if k not in _NOT_IN_FINGERPRINT}
     files = []
-    for pattern in args.input:
+    for pattern in [*args.input, *args.warc, *([args.seeds] if args.seeds else [])]:
         for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
             if os.path.isfile(path):
                 st = os.stat(path)

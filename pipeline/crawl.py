@@ -26,7 +26,7 @@ from html.parser import HTMLParser
 from typing import Iterable, Optional
 
 from clipcurate.filters.normalize import clean_caption, normalize_url
-from clipcurate.pipeline.fetch import OPT_OUT_DIRECTIVES, FetchConfig, Fetcher, _ascii_url, _Deadline
+from clipcurate.pipeline.fetch import OPT_OUT_DIRECTIVES, FetchConfig, Fetcher
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 PAIR_COLUMNS = ("url", "caption", "page_url", "caption_source")
@@ -314,7 +314,7 @@ class CrawlConfig:
 @dataclass
 class CrawlStats:
     pages_fetched: int = 0  # answered 2xx (HTML or not)
-    pages_failed: int = 0  # HTTP errors, timeouts, refused addresses, ...
+    pages_failed: int = 0  # HTTP errors, timeouts, refused addresses, unparsable HTML, ...
     pages_not_html: int = 0
     pages_refused_robots: int = 0
     images_refused_robots: int = 0
@@ -325,37 +325,13 @@ class CrawlStats:
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 
-class CrawlFetcher(Fetcher):
-    """A Fetcher that also answers robots.txt questions without fetching the URL.
-
-    Uses the Fetcher's own per-site robots.txt cache, so pages, redirect hops
-    and images of a site share one robots.txt request.
-    """
-
-    def robots_allowed(self, url: str) -> bool:
-        if not self.config.respect_robots_txt:
-            return True
-        try:
-            parts = urllib.parse.urlsplit(_ascii_url(url))
-            parts.port  # noqa: B018 - raises on a bad port
-        except ValueError:
-            return True  # not a fetchable URL: the download stage rejects it with its reason
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            return True
-        deadline = _Deadline(self.config.timeout, self._watchdog)
-        try:
-            return self._robots_allow(parts, _ascii_url(url), deadline)
-        finally:
-            deadline.disarm()
-
-
 def robots_token(user_agent: str) -> str:
     """The product token robots.txt groups are matched against: "MyBot/1.0 (+url)" -> "mybot"."""
     token = user_agent.strip().split("/")[0].split()
     return token[0].lower() if token else "clipcurate"
 
 
-def crawl_site(site: str, seeds: Iterable[str], config: CrawlConfig, fetcher: CrawlFetcher
+def crawl_site(site: str, seeds: Iterable[str], config: CrawlConfig, fetcher: Fetcher
                ) -> tuple[list[Pair], CrawlStats]:
     """Crawl one site breadth-first; pairs sorted by (page_url, position)."""
     frontier = Frontier(site, seeds, config.max_depth)
@@ -402,14 +378,18 @@ def _page_of(url: str, result, stats: CrawlStats, token: str) -> Optional[Page]:
         stats.pages_not_html += 1
         return None
     text = decode_html(result.body, result.content_type)
-    return parse_page(text, url, base_url=result.final_url or url, robots_token=token)
+    try:
+        return parse_page(text, url, base_url=result.final_url or url, robots_token=token)
+    except (ValueError, AssertionError, RecursionError):  # html.parser on pathological markup: skip the page
+        stats.pages_failed += 1
+        return None
 
 
 def crawl(config: CrawlConfig) -> tuple[list[dict], CrawlStats]:
     """Crawl every site of ``config.seeds`` in turn: rows (``PAIR_COLUMNS``) in page_url, position order."""
     rows: list[dict] = []
     total = CrawlStats()
-    with CrawlFetcher(config.fetch) as fetcher:
+    with Fetcher(config.fetch) as fetcher:
         for site, seeds in group_by_site(config.seeds):
             pairs, stats = crawl_site(site, seeds, config, fetcher)
             rows.extend(p.row() for p in pairs)

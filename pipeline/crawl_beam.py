@@ -14,7 +14,8 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from clipcurate.pipeline.crawl import CrawlConfig, CrawlFetcher, crawl_site, group_by_site, site_sort_key
+from clipcurate.pipeline.crawl import CrawlConfig, crawl_site, group_by_site, site_sort_key
+from clipcurate.pipeline.fetch import Fetcher
 from clipcurate.pipeline.stage import NAMESPACE, Timer
 
 
@@ -25,7 +26,7 @@ class _CrawlSiteDoFn(beam.DoFn):
         self.config = config
 
     def setup(self):
-        self.fetcher = CrawlFetcher(self.config.fetch)
+        self.fetcher = Fetcher(self.config.fetch)
         self.timer = Timer("crawl")
         self.counters = {name: Metrics.counter(NAMESPACE, f"crawl_{name}") for name in
                          ("pages_fetched", "pages_failed", "pages_not_html", "pages_refused_robots",

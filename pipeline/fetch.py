@@ -553,6 +553,26 @@ class Fetcher:
         return b"".join(chunks)
 
     # -- robots.txt
+    def robots_allowed(self, url: str) -> bool:
+        """Whether robots.txt lets us fetch ``url`` (always True unless ``respect_robots_txt``).
+
+        Uses the per-site cache, so pages, redirect hops and images of a site share one robots.txt request.
+        """
+        if not self.config.respect_robots_txt:
+            return True
+        try:
+            parts = urllib.parse.urlsplit(_ascii_url(url))
+            parts.port  # noqa: B018 - raises on a bad port
+        except ValueError:
+            return True  # not a fetchable URL: fetching it gives its own reason
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return True
+        deadline = _Deadline(self.config.timeout, self._watchdog)
+        try:
+            return self._robots_allow(parts, _ascii_url(url), deadline)
+        finally:
+            deadline.disarm()
+
     def _robots_allow(self, parts: urllib.parse.SplitResult, url: str, deadline: _Deadline) -> bool:
         origin = _origin(parts)
         with self._robots_guard:

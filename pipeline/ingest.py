@@ -38,8 +38,8 @@ class IngestConfig:
     batch_rows: int = 4096
 
 
-def expand_inputs(patterns) -> tuple[str, ...]:
-    """Files named by paths or globs, sorted, each once."""
+def expand_inputs(patterns, any_extension: bool = False) -> tuple[str, ...]:
+    """Files named by paths or globs, sorted, each once (a folder: its tables, or all files with any_extension)."""
     files = []
     for pattern in patterns:
         if glob.has_magic(pattern):
@@ -51,7 +51,8 @@ def expand_inputs(patterns) -> tuple[str, ...]:
             files.append(pattern)
         elif os.path.isdir(pattern):
             matched = sorted(
-                os.path.join(pattern, n) for n in os.listdir(pattern) if _format_of(n) is not None
+                os.path.join(pattern, n) for n in os.listdir(pattern)
+                if (any_extension or _format_of(n) is not None) and os.path.isfile(os.path.join(pattern, n))
             )
             if not matched:
                 raise InputError(f"input folder {pattern!r} holds no .parquet/.csv/.tsv/.jsonl file")

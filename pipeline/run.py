@@ -32,6 +32,8 @@ class RunConfig:
     ingest: IngestConfig | None = None          # tables of pairs
     input_schema: pa.Schema | None = None       # their unified schema, checked up front
     labelled_rows: tuple = ()                   # rows from --labelled, already read
+    crawl: object | None = None                 # crawl.CrawlConfig for --seeds
+    warc: object | None = None                  # warc.WarcConfig for --warc
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     prompts: PromptConfig = field(default_factory=PromptConfig)
@@ -46,6 +48,16 @@ def build(p: beam.Pipeline, config: RunConfig):
     sources = []
     if config.ingest is not None:
         batches, bad = p | "Ingest" >> Ingest(config.ingest, config.input_schema)
+        sources.append(batches)
+        rejects.append(bad)
+    if config.crawl is not None:
+        from clipcurate.pipeline.crawl_beam import Crawl
+
+        sources.append(p | "Crawl" >> Crawl(config.crawl))
+    if config.warc is not None:
+        from clipcurate.pipeline.warc import ReadWarc
+
+        batches, bad = p | "ReadWarc" >> ReadWarc(config.warc)
         sources.append(batches)
         rejects.append(bad)
     if config.labelled_rows:

@@ -62,9 +62,13 @@ RESERVED_NAMES = frozenset(f.name for f in REJECT_SCHEMA) | INTERNAL_KEYS | {"sh
 CLASH_PREFIX = "src_"
 
 
+# reserved fields an input column of the same name fills (a crawl's table read back, a labelled table)
+PASS_THROUGH = frozenset({"page_url", "label", "raw_caption"})
+
+
 def column_clashes(columns, url_col: str = "url", caption_col: str = "caption") -> list[str]:
-    """User columns whose names are reserved (the url/caption columns excepted)."""
-    return [c for c in columns if c in RESERVED_NAMES and c not in (url_col, caption_col)]
+    """User columns whose names are reserved (the url/caption columns and pass-through fields excepted)."""
+    return [c for c in columns if c in RESERVED_NAMES and c not in (url_col, caption_col) and c not in PASS_THROUGH]
 
 
 def carried_name(column: str) -> str:
@@ -77,7 +81,7 @@ def user_fields(input_schema: pa.Schema, url_col: str, caption_col: str) -> list
     out = []
     clashes = set(column_clashes(input_schema.names, url_col, caption_col))
     for f in input_schema:
-        if f.name in (url_col, caption_col):
+        if f.name in (url_col, caption_col) or f.name in PASS_THROUGH:
             continue
         name = carried_name(f.name) if f.name in clashes else f.name
         out.append(pa.field(name, f.type))

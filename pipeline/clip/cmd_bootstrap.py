@@ -18,7 +18,7 @@ def add_arguments(parser) -> None:
                         help="labelled ImageFolder (or table), or a folder of curated .tar shards")
     parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="folder for the model")
     parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")

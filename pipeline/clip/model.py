@@ -84,17 +84,17 @@ class Block(nn.Module):
 
 def patch_stem(c: ClipConfig) -> nn.Module:
     """Image -> one token per patch. "linear": one strided convolution (plain ViT);
-    "conv": stride-2 3x3 convolutions (ViT with a convolutional stem, which
-    trains far faster from scratch on small data)."""
+    "conv": 3x3 convolutions with 2x2 max-pooling down to the patch grid (a ViT
+    with a convolutional stem, which trains far faster from scratch on small data)."""
     if c.stem == "linear":
         return nn.Conv2d(3, c.vision_width, c.patch_size, stride=c.patch_size, bias=False)
     steps = int(math.log2(c.patch_size))
     layers, channels = [], 3
     for i in range(steps):
-        out = max(16, c.vision_width >> (steps - 1 - i))
-        layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1, bias=False), nn.GroupNorm(1, out), nn.GELU()]
+        out = max(32, c.vision_width >> (steps - 1 - i))
+        layers += [nn.Conv2d(channels, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
         channels = out
-    layers.append(nn.Conv2d(channels, c.vision_width, 1))
+    layers.append(nn.Conv2d(channels, c.vision_width, 3, padding=1))
     return nn.Sequential(*layers)
 
 

@@ -36,7 +36,7 @@ WEB_CAPTION_STYLE = PromptStyle(word_dropout=0.05, made_up_word=0.1)
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 30
-    batch_size: int = 128
+    batch_size: int = 64
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_fraction: float = 0.1
@@ -188,7 +188,7 @@ def run_phase(model: Clip, tokenizer: ClipTokenizer, samples: Sequence[Sample], 
         total_images += seen
         loss_value = float(np.mean(losses))
         record = {"phase": phase, "epoch": epoch + 1, "epochs": config.epochs, "loss": round(loss_value, 5),
-                  "lr": optimizer.param_groups[0]["lr"], "logit_scale": round(float(model.scale()), 3),
+                  "lr": optimizer.param_groups[0]["lr"], "logit_scale": round(float(model.scale().detach()), 3),
                   "seconds": round(seconds, 3), "images_per_s": round(seen / seconds, 1), "device": device}
         finished = epoch + 1 == config.epochs
         store.save_checkpoint(model_dir, {

@@ -1,0 +1,126 @@
+"""Near-duplicate images: perceptual hashes, band grouping and the keep rule, through Beam."""
+from __future__ import annotations
+
+import io
+import random
+
+import apache_beam as beam
+import pytest
+from apache_beam.testing.test_pipeline import TestPipeline
+from apache_beam.testing.util import assert_that, equal_to
+from PIL import Image, ImageDraw
+
+from clipcurate.filters.phash import band_keys, hamming, phash
+from clipcurate.pipeline.near_dedup import NearDedup, NearDedupConfig
+
+
+def scene(seed: int, size=(320, 240)) -> Image.Image:
+    r = random.Random(seed)
+    img = Image.new("RGB", size, tuple(r.randrange(256) for _ in range(3)))
+    draw = ImageDraw.Draw(img)
+    for _ in range(12):
+        x0, y0 = r.randrange(size[0]), r.randrange(size[1])
+        box = (x0, y0, x0 + r.randrange(20, 160), y0 + r.randrange(20, 120))
+        colour = tuple(r.randrange(256) for _ in range(3))
+        (draw.ellipse if r.random() < 0.5 else draw.rectangle)(box, fill=colour)
+    return img
+
+
+def jpeg(img: Image.Image, quality: int = 90) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def row(key: str, image: bytes, caption: str, size: tuple[int, int], source_row: int) -> dict:
+    return {"key": key, "url": f"http://example.com/{key}.jpg", "caption": caption, "image": image,
+            "width": size[0], "height": size[1], "original_width": size[0], "original_height": size[1],
+            "source_file": "in.parquet", "source_row": source_row}
+
+
+def test_reencoded_and_resized_copy_is_close_and_other_images_are_far():
+    original = scene(1)
+    copy = original.resize((160, 120))
+    assert hamming(phash(jpeg(original)), phash(jpeg(copy, 60))) <= 2
+    others = [phash(jpeg(scene(s))) for s in range(2, 40)]
+    assert min(hamming(phash(jpeg(original)), h) for h in others) > 12
+
+
+def test_phash_is_16_hex_digits_and_handles_png_with_alpha():
+    img = scene(3).convert("RGBA")
+    buf = io.BytesIO()
+    img.save(buf, "PNG")
+    h = phash(buf.getvalue())
+    assert len(h) == 16 and int(h, 16) >= 0
+    assert hamming(h, phash(jpeg(scene(3)))) <= 4
+
+
+def test_close_hashes_share_a_band():
+    base = int(phash(jpeg(scene(5))), 16)
+    r = random.Random(0)
+    for _ in range(200):
+        flipped = base
+        for bit in r.sample(range(64), 6):
+            flipped ^= 1 << bit
+        assert set(band_keys(base, 8)) & set(band_keys(flipped, 8))
+
+
+def test_config_needs_more_bands_than_distance():
+    with pytest.raises(ValueError):
+        NearDedupConfig(max_distance=8, bands=8)
+
+
+def check_near_dedup(rows, kept_keys, rejects, config=NearDedupConfig()):
+    """Runs NearDedup; ``rejects`` is a list of (key, name that the message must contain)."""
+    def check_rejects(actual):
+        got = sorted((r["key"], r["reason"], r["stage"]) for r in actual)
+        assert got == sorted((k, "near_duplicate_image", "image_dedup") for k, _ in rejects), got
+        by_key = {r["key"]: r for r in actual}
+        for key, kept_name in rejects:
+            assert kept_name in by_key[key]["error_message"], by_key[key]["error_message"]
+            assert len(by_key[key]["phash"]) == 16 and "image" not in by_key[key]
+
+    with TestPipeline() as p:
+        kept, dropped = p | beam.Create(rows) | NearDedup(config)
+        assert_that(kept | "KeptKeys" >> beam.Map(lambda r: r["key"]), equal_to(kept_keys), label="Kept")
+        assert_that(kept | "HasPhash" >> beam.Map(lambda r: len(r["phash"])), equal_to([16] * len(kept_keys)), label="Phash")
+        assert_that(dropped, check_rejects, label="Rejects")
+
+
+def test_near_duplicate_dropped_by_keep_rule_and_different_image_kept():
+    original = scene(1)
+    rows = [
+        row("orig", jpeg(original), "a red ball", (320, 240), 0),
+        # re-encoded at quality 60, resized to half, at another URL, with a longer caption: it wins
+        row("copy", jpeg(original.resize((160, 120)), 60), "a red ball on the grass", (160, 120), 1),
+        row("other", jpeg(scene(2)), "a blue box", (320, 240), 2),
+    ]
+    check_near_dedup(rows, ["copy", "other"], [("orig", "copy (in.parquet:1")])
+
+
+def test_ties_go_to_the_larger_original_then_to_input_order():
+    original = scene(7)
+    small = jpeg(original.resize((160, 120)), 60)
+    rows = [row("a", small, "same caption", (160, 120), 0),
+            row("b", jpeg(original), "same caption", (320, 240), 1),
+            row("c", jpeg(original), "same caption", (320, 240), 2)]
+    check_near_dedup(rows, ["b"], [("a", "b (in.parquet:1"), ("c", "b (in.parquet:1")])
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+def test_many_rows_each_emitted_exactly_once_whatever_the_order(reverse):
+    rows = []
+    for s in range(12):
+        img = scene(100 + s)
+        rows.append(row(f"s{s}", jpeg(img), "x" * (s % 3 + 1), (320, 240), 2 * s))
+        rows.append(row(f"s{s}dup", jpeg(img.resize((200, 150)), 70), "x" * (s % 3 + 1), (200, 150), 2 * s + 1))
+    rows = rows[::-1] if reverse else rows
+    check_near_dedup(rows, [f"s{s}" for s in range(12)], [(f"s{s}dup", f"s{s} (") for s in range(12)])
+
+
+def test_an_undecodable_image_is_an_internal_error_not_a_crash():
+    rows = [row("bad", b"not an image", "caption", (10, 10), 0), row("ok", jpeg(scene(1)), "caption", (320, 240), 1)]
+    with TestPipeline() as p:
+        kept, rejects = p | beam.Create(rows) | NearDedup()
+        assert_that(kept | "K" >> beam.Map(lambda r: r["key"]), equal_to(["ok"]), label="Kept")
+        assert_that(rejects | "R" >> beam.Map(lambda r: (r["key"], r["reason"])), equal_to([("bad", "internal_error")]), label="Rejects")
