@@ -58,6 +58,27 @@ def add_arguments(parser):
     dl.add_argument("--user-agent", default=None, help="User-Agent header (default names the project and a URL)")
     dl.add_argument("--respect-robots-txt", action="store_true", help="fetch robots.txt once per host and obey it for images")
 
+    cur = parser.add_argument_group("curation filters")
+    cur.add_argument("--block-urls", nargs="+", default=[], metavar="FILE",
+                     help="URL blocklists: one URL a line (# comments), or .parquet/.csv with a url column; checked before download")
+    cur.add_argument("--block-hashes", nargs="+", default=[], metavar="FILE",
+                     help="sha256 (64 hex) or md5 (32 hex) digests of downloaded image bytes, one a line, or .parquet/.csv "
+                          "with a hash, sha256 or md5 column")
+    cur.add_argument("--min-words", type=int, default=None, help="minimum caption words (whitespace words)")
+    cur.add_argument("--max-words", type=int, default=None, help="maximum caption words")
+    cur.add_argument("--min-short-side", type=int, default=None, help="minimum shorter side of the original image (DataComp: 200)")
+    cur.add_argument("--max-aspect-ratio", type=float, default=None, help="maximum longer/shorter side of the original image (DataComp: 3.0)")
+    cur.add_argument("--near-dedup-distance", type=int, default=6,
+                     help="drop images whose perceptual hash is within D bits of a better-ranked image (default 6)")
+    cur.add_argument("--near-dedup-bands", type=int, default=8, help="hash bands for near-dup bucketing (> distance)")
+    cur.add_argument("--no-near-dedup", action="store_true", help="skip near-duplicate image removal")
+    cur.add_argument("--semantic-dedup-threshold", type=float, default=None,
+                     help="with --clip: drop images whose CLIP embedding has cosine > T with a better-ranked one (SemDeDup)")
+    cur.add_argument("--semantic-dedup-cluster-size", type=int, default=1000)
+    cur.add_argument("--balance-labels", metavar="FILE", help="MetaCLIP-style balancing: entries one a line, matched in captions")
+    cur.add_argument("--balance-cap", type=int, default=None, help="at most about T pairs per matched entry")
+    cur.add_argument("--balance-drop-unmatched", action="store_true", help="also drop pairs that match no entry")
+
     clip = parser.add_argument_group("CLIP scoring and selection")
     clip.add_argument("--clip", metavar="MODEL", help="MODEL_DIR from clipcurate bootstrap, open_clip:ARCH:/path/weights.pt, or hf:/path/to/clip_dir")
     clip.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
@@ -215,6 +236,8 @@ def make_config(args):
     elif args.min_similarity is not None or args.keep_fraction is not None:
         raise UsageError("--min-similarity and --keep-fraction need --clip MODEL")
 
+    curation = curation_configs(args)
+
     fetch = FetchConfig(timeout=args.timeout, retries=args.retries, max_bytes=args.max_bytes,
                         allow_private_network=args.allow_private_network,
                         per_host_concurrency=args.per_host_concurrency,
@@ -233,8 +256,48 @@ def make_config(args):
         ingest=ingest, input_schema=input_schema, labelled_rows=labelled_rows, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
         language=LanguageConfig(languages=languages), prompts=prompt, download=download,
-        score=score, select=select,
+        score=score, select=select, **curation,
     )
+
+
+def curation_configs(args) -> dict:
+    """The quality, blocklist, near/semantic dedup and balance configs, each checked (lists read) up front."""
+    from clipcurate.filters.balance import BalanceConfig, load_entries
+    from clipcurate.filters.blocklist import BlocklistConfig, BlocklistError, check_config
+    from clipcurate.filters.quality import QualityConfig
+    from clipcurate.pipeline.near_dedup import NearDedupConfig
+
+    try:
+        quality = QualityConfig(min_short_side=args.min_short_side, max_aspect_ratio=args.max_aspect_ratio,
+                                min_words=args.min_words, max_words=args.max_words)
+        blocklist = BlocklistConfig(url_files=tuple(args.block_urls), hash_files=tuple(args.block_hashes))
+        check_config(blocklist)
+        near = None if args.no_near_dedup else NearDedupConfig(max_distance=args.near_dedup_distance,
+                                                                bands=args.near_dedup_bands)
+        semantic = None
+        if args.semantic_dedup_threshold is not None:
+            if not args.clip:
+                raise UsageError("--semantic-dedup-threshold needs --clip MODEL")
+            from clipcurate.pipeline.semantic_dedup import SemanticDedupConfig
+
+            semantic = SemanticDedupConfig(threshold=args.semantic_dedup_threshold,
+                                           cluster_size=args.semantic_dedup_cluster_size)
+        balance = None
+        if (args.balance_labels is None) != (args.balance_cap is None):
+            raise UsageError("--balance-labels and --balance-cap go together")
+        if args.balance_labels:
+            if not load_entries(args.balance_labels):
+                raise UsageError(f"--balance-labels {args.balance_labels!r} holds no entry")
+            balance = BalanceConfig(entries_file=args.balance_labels, cap=args.balance_cap,
+                                    drop_unmatched=args.balance_drop_unmatched)
+    except BlocklistError as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"cannot read {err.filename!r}: {err.strerror}") from None
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return {"quality": quality, "blocklist": blocklist, "near_dedup": near, "semantic_dedup": semantic,
+            "balance": balance}
 
 
 def _labelled_root(path):

@@ -96,7 +96,8 @@ class ImageFetcher:
         if drop is not None:
             return row, drop
         out = {k: v for k, v in row.items() if k not in ("local_path", "invalid_path")}
-        out.update(image=image.data, sha256=image.sha256, width=image.width, height=image.height,
+        out.update(image=image.data, sha256=image.sha256, md5=hashlib.md5(raw).hexdigest(),
+                   width=image.width, height=image.height,
                    original_width=image.original_width, original_height=image.original_height)
         return out, None
 

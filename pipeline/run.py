@@ -14,13 +14,18 @@ import apache_beam as beam
 import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from clipcurate.filters.balance import BalanceConfig
+from clipcurate.filters.blocklist import BlocklistConfig
 from clipcurate.filters.language import LanguageConfig
 from clipcurate.filters.normalize import NormalizeConfig
 from clipcurate.filters.prompts import PromptConfig
+from clipcurate.filters.quality import QualityConfig
+from clipcurate.pipeline.curate import Balance, BlocklistHashes, BlocklistUrls, CaptionQualityStage, ImageQualityStage
 from clipcurate.pipeline.dedup import DedupImages, DedupPairs
 from clipcurate.pipeline.download import Download, DownloadConfig
 from clipcurate.pipeline.ingest import Ingest, IngestConfig
 from clipcurate.pipeline.language import IdentifyLanguage
+from clipcurate.pipeline.near_dedup import NearDedup, NearDedupConfig
 from clipcurate.pipeline.normalize import Normalize
 from clipcurate.pipeline.prompts import MakePrompts
 from clipcurate.pipeline.write import WriteConfig, WriteRejects, WriteShards
@@ -38,8 +43,13 @@ class RunConfig:
     language: LanguageConfig = field(default_factory=LanguageConfig)
     prompts: PromptConfig = field(default_factory=PromptConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
+    near_dedup: NearDedupConfig | None = field(default_factory=NearDedupConfig)
     score: object | None = None                 # score.ScoreConfig when --clip is given
+    semantic_dedup: object | None = None        # semantic_dedup.SemanticDedupConfig (needs --clip)
     select: object | None = None                # select.SelectConfig when --clip is given
+    balance: BalanceConfig | None = None
 
 
 def build(p: beam.Pipeline, config: RunConfig):
@@ -64,25 +74,35 @@ def build(p: beam.Pipeline, config: RunConfig):
         sources.append(p | "Labelled" >> beam.Create(list(config.labelled_rows)))
     raw = sources[0] if len(sources) == 1 else tuple(sources) | "Sources" >> beam.Flatten()
 
-    rows, bad = raw | "Normalize" >> Normalize(config.normalize)
-    rejects.append(bad)
-    rows, bad = rows | "DedupPairs" >> DedupPairs()
-    rejects.append(bad)
-    rows, bad = rows | "Language" >> IdentifyLanguage(config.language)
-    rejects.append(bad)
-    rows, bad = rows | "Prompts" >> MakePrompts(config.prompts)
-    rejects.append(bad)
-    rows, bad = rows | "Download" >> Download(config.download)
-    rejects.append(bad)
-    rows, bad = rows | "DedupImages" >> DedupImages()
-    rejects.append(bad)
+    stages = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
+    if config.blocklist.url_files:
+        stages.append(("BlockUrls", BlocklistUrls(config.blocklist)))
+    stages += [("Language", IdentifyLanguage(config.language)), ("Prompts", MakePrompts(config.prompts))]
+    if config.quality.checks_captions:
+        stages.append(("CaptionQuality", CaptionQualityStage(config.quality)))
+    stages += [("Download", Download(config.download)), ("DedupImages", DedupImages())]
+    if config.blocklist.hash_files:
+        stages.append(("BlockHashes", BlocklistHashes(config.blocklist)))
+    if config.quality.checks_images:
+        stages.append(("ImageQuality", ImageQualityStage(config.quality)))
+    if config.near_dedup is not None:
+        stages.append(("NearDedup", NearDedup(config.near_dedup)))
     if config.score is not None:
         from clipcurate.pipeline.score import Score
         from clipcurate.pipeline.select import Select
 
-        rows, bad = rows | "Score" >> Score(config.score)
-        rejects.append(bad)
-        rows, bad = rows | "Select" >> Select(config.select)
+        stages.append(("Score", Score(config.score)))
+        if config.semantic_dedup is not None:
+            from clipcurate.pipeline.semantic_dedup import SemanticDedup
+
+            stages.append(("SemanticDedup", SemanticDedup(config.semantic_dedup)))
+        stages.append(("Select", Select(config.select)))
+    if config.balance is not None:
+        stages.append(("Balance", Balance(config.balance)))
+
+    rows = raw
+    for label, stage in stages:
+        rows, bad = rows | label >> stage
         rejects.append(bad)
 
     sizes = rows | "WriteShards" >> WriteShards(config.write)

@@ -35,6 +35,7 @@ SAMPLE_FIELDS = [
     pa.field("language", pa.string()),
     pa.field("language_score", pa.float32()),
     pa.field("sha256", pa.string()),
+    pa.field("md5", pa.string()),
     pa.field("phash", pa.string()),
     pa.field("width", pa.int32()),
     pa.field("height", pa.int32()),

@@ -38,7 +38,13 @@ def _pattern_image(w: int, h: int, seed: int) -> Image.Image:
     r = ((seed * 73) % 256 + x * 255 // max(w, 1)) % 256
     g = ((seed * 151) % 256 + y * 255 // max(h, 1)) % 256
     b = ((seed * 29) % 256 + 120 * block) % 256
-    return Image.fromarray(np.stack([r, g, b], axis=-1).astype(np.uint8), "RGB")
+    pixels = np.stack([r, g, b], axis=-1).astype(np.uint8)
+    rng = np.random.default_rng(seed)  # seed-dependent shapes: different seeds are different pictures
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, max(1, w - 1))), int(rng.integers(0, max(1, h - 1)))
+        x1, y1 = x0 + int(rng.integers(1, max(2, w // 2))), y0 + int(rng.integers(1, max(2, h // 2)))
+        pixels[y0:y1, x0:x1] = rng.integers(0, 256, 3, dtype=np.uint8)
+    return Image.fromarray(pixels, "RGB")
 
 
 def _solid_or_pattern(w, h, color, seed):

@@ -148,16 +148,28 @@ class Clip(nn.Module):
         self.config = config
         self.visual = VisionTower(config)
         self.text = TextTower(config)
+        # Batch-normalized embeddings (no affine): the towers cannot collapse to a
+        # constant output, which plain InfoNCE from scratch on small data falls into.
+        self.image_norm = nn.BatchNorm1d(config.embed_dim, affine=False)
+        self.text_norm = nn.BatchNorm1d(config.embed_dim, affine=False)
         self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
         _init_tower(self.visual, config.vision_width, config.vision_layers)
         _init_tower(self.text, config.text_width, config.text_layers)
         nn.init.normal_(self.text.token.weight, std=0.02)
 
+    def image_features(self, images: torch.Tensor) -> torch.Tensor:
+        """Unnormalized image embeddings."""
+        return self.image_norm(self.visual(images).float())
+
+    def text_features(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """Unnormalized text embeddings."""
+        return self.text_norm(self.text(tokens, lengths).float())
+
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.visual(images).float(), dim=-1)
+        return F.normalize(self.image_features(images), dim=-1)
 
     def encode_text(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
-        return F.normalize(self.text(tokens, lengths).float(), dim=-1)
+        return F.normalize(self.text_features(tokens, lengths), dim=-1)
 
     def scale(self) -> torch.Tensor:
         return self.logit_scale.exp().clamp(max=self.config.max_logit_scale)

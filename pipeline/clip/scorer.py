@@ -116,12 +116,12 @@ def _load_bootstrap(path: str, device: str) -> _Backend:
         pixels = to_tensor([center_crop(decode_image(b, 2 * cfg.image_size), cfg.image_size) for b in batch],
                            cfg.mean, cfg.std).to(device)
         with _autocast(device):
-            return model.visual(pixels)
+            return model.image_features(pixels)
 
     def encode_texts(batch: list[str]) -> torch.Tensor:
         tokens, lengths = tokenizer(batch)
         with _autocast(device):
-            return model.text(tokens.to(device), lengths.to(device))
+            return model.text_features(tokens.to(device), lengths.to(device))
 
     return _Backend(f"bootstrap:{Path(path).name}", encode_images, encode_texts)
 

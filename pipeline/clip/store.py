@@ -87,3 +87,14 @@ def append_log(model_dir, record: dict) -> None:
     path = Path(model_dir) / LOG
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
     write_text(path, old + json.dumps(record) + "\n")
+
+
+def trim_log(model_dir, phase: str, last_epoch: int) -> None:
+    """Drop log lines of ``phase`` after ``last_epoch`` (written before an interrupted checkpoint)."""
+    path = Path(model_dir) / LOG
+    if not path.is_file():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    keep = [l for l in lines if not (json.loads(l).get("phase") == phase and json.loads(l).get("epoch", 0) > last_epoch)]
+    if len(keep) != len(lines):
+        write_text(path, "".join(l + "\n" for l in keep))

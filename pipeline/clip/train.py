@@ -156,6 +156,7 @@ def run_phase(model: Clip, tokenizer: ClipTokenizer, samples: Sequence[Sample], 
         scheduler.load_state_dict(checkpoint["scheduler"])
         torch.set_rng_state(checkpoint["torch_rng"])
         start = checkpoint["epoch"]
+        store.trim_log(model_dir, phase, start)
         _say(config, f"[{phase}] resuming after epoch {start}/{config.epochs}")
     use_amp = device == "cuda"
     amp_dtype = torch.bfloat16 if use_amp and torch.cuda.is_bf16_supported() else torch.float16
@@ -191,13 +192,13 @@ def run_phase(model: Clip, tokenizer: ClipTokenizer, samples: Sequence[Sample], 
                   "lr": optimizer.param_groups[0]["lr"], "logit_scale": round(float(model.scale().detach()), 3),
                   "seconds": round(seconds, 3), "images_per_s": round(seen / seconds, 1), "device": device}
         finished = epoch + 1 == config.epochs
+        store.append_log(model_dir, record)  # before the checkpoint: a resume trims lines past it
         store.save_checkpoint(model_dir, {
             "phase": phase, "epoch": epoch + 1, "done": done + [phase] if finished else done,
             "clip": cfg.to_dict(), "train": config.identity(), "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
         })
-        store.append_log(model_dir, record)
         _say(config, f"[{phase}] epoch {epoch + 1}/{config.epochs} loss {loss_value:.4f} "
                      f"lr {record['lr']:.2e} scale {record['logit_scale']:.1f} "
                      f"{record['images_per_s']:.0f} img/s {seconds:.1f}s")
