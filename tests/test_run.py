@@ -31,6 +31,7 @@ def _rows(web):
         (u("/run/a.jpg"), "first distinct photo", "duplicate_pair"),
         (u("/run/b.jpg"), "another caption for b", "duplicate_url"),
         (u("/run/a-copy.jpg"), "the same bytes as a", "duplicate_image"),
+        (u("/run/a-small.jpg"), "a smaller copy", "near_duplicate_image"),
         (u("/404"), "missing image", "http_error"),
         (u("/html.jpg"), "html served as jpeg", "not_an_image"),
         (u("/truncated.jpg"), "truncated jpeg", "decode_error"),
@@ -59,6 +60,7 @@ def mixed_run(web, tmp_path_factory):
     a = make_jpeg(400, 300, seed=101)
     web.add("/run/a.jpg", body=a, content_type="image/jpeg")
     web.add("/run/a-copy.jpg", body=a, content_type="image/jpeg")
+    web.add("/run/a-small.jpg", body=make_jpeg(200, 150, seed=101, quality=60), content_type="image/jpeg")
     web.add("/run/b.jpg", body=make_jpeg(300, 400, seed=102), content_type="image/jpeg")
     for name in ("c", "d", "e"):
         web.add(f"/run/{name}.jpg", body=make_jpeg(100, 100, seed=110), content_type="image/jpeg")
