@@ -14,15 +14,20 @@ from clipcurate.pipeline.cli import UsageError
 
 
 def add_arguments(parser) -> None:
+    from clipcurate.pipeline.clip.model import ClipConfig
+    from clipcurate.pipeline.clip.train import TrainConfig
+
+    defaults, model_defaults = TrainConfig(), ClipConfig()
     parser.add_argument("source", metavar="SEED_DIR_OR_SHARDS",
                         help="labelled ImageFolder (or table), or a folder of curated .tar shards")
     parser.add_argument("--output", "-o", required=True, metavar="MODEL_DIR", help="folder for the model")
-    parser.add_argument("--epochs", type=int, default=30)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.lr)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--image-size", type=int, default=model_defaults.image_size,
+                        help="the model's input resolution (images are resized to it)")
     parser.add_argument("--resume", action="store_true", default=True,
                         help="continue from MODEL_DIR/checkpoint.pt if present (default)")
     parser.add_argument("--no-resume", dest="resume", action="store_false", help="start over")

@@ -32,13 +32,17 @@ class Sample:
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    crop_scale: tuple[float, float] = (0.6, 1.0)
+    crop_scale: tuple[float, float] = (0.8, 1.0)
     crop_ratio: tuple[float, float] = (3 / 4, 4 / 3)
     flip: float = 0.5
-    jitter: float = 0.3            # brightness, contrast, saturation factors in 1 +- jitter
+    jitter: float = 0.1            # brightness, contrast, saturation factors in 1 +- jitter
     grayscale: float = 0.05
-    jpeg: float = 0.5              # probability of re-encoding as JPEG
+    jpeg: float = 0.3              # probability of re-encoding as JPEG
     jpeg_quality: tuple[int, int] = (20, 95)
+    # batch-level (on tensors, cheap): what a shape's identity does not depend on
+    channel_shuffle: float = 0.8   # permute the RGB channels: colour is not the concept
+    invert: float = 0.3            # negate the normalized pixels (light-on-dark vs dark-on-light)
+    rot90: bool = True             # quarter turns
 
 
 def decode_image(data: bytes, max_side: int) -> Image.Image:
@@ -99,6 +103,23 @@ def augment(image: Image.Image, rng: random.Random, size: int, config: AugmentCo
         buf.seek(0)
         image = Image.open(buf).convert("RGB")
     return image
+
+
+def augment_batch(pixels: torch.Tensor, generator: torch.Generator, config: AugmentConfig = AugmentConfig()) -> torch.Tensor:
+    """Colour and orientation augmentation of a normalized batch (n, 3, h, w), per image."""
+    n = pixels.shape[0]
+    if config.channel_shuffle:
+        perms = torch.stack([torch.randperm(3, generator=generator) for _ in range(n)])
+        keep = torch.rand(n, generator=generator) >= config.channel_shuffle
+        perms[keep] = torch.arange(3)
+        pixels = torch.gather(pixels, 1, perms[:, :, None, None].expand_as(pixels))
+    if config.invert:
+        flip = (torch.rand(n, generator=generator) < config.invert)[:, None, None, None]
+        pixels = torch.where(flip, -pixels, pixels)
+    if config.rot90:
+        turns = torch.randint(0, 4, (n,), generator=generator)
+        pixels = torch.stack([torch.rot90(p, int(k), (1, 2)) for p, k in zip(pixels, turns)])
+    return pixels
 
 
 def to_tensor(images: Sequence[Image.Image], mean, std) -> torch.Tensor:

@@ -20,19 +20,20 @@ CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
 class ClipConfig:
     """The architecture, and what preprocessing and tokenization it expects."""
 
-    image_size: int = 64
+    image_size: int = 32
     patch_size: int = 8
     vision_width: int = 128
-    vision_layers: int = 4
+    vision_layers: int = 2
     vision_heads: int = 4
     text_width: int = 128
-    text_layers: int = 3
+    text_layers: int = 2
     text_heads: int = 4
     context_length: int = 32
     vocab_size: int = 4096
     embed_dim: int = 128
     mlp_ratio: float = 4.0
     max_logit_scale: float = 100.0
+    initial_temperature: float = 0.07
     stem: str = "conv"          # conv | linear (see patch_stem)
     mean: tuple[float, float, float] = CLIP_MEAN
     std: tuple[float, float, float] = CLIP_STD
@@ -92,9 +93,10 @@ def patch_stem(c: ClipConfig) -> nn.Module:
     layers, channels = [], 3
     for i in range(steps):
         out = max(32, c.vision_width >> (steps - 1 - i))
-        layers += [nn.Conv2d(channels, out, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2)]
+        layers += [nn.Conv2d(channels, out, 3, padding=1, bias=False), nn.BatchNorm2d(out), nn.ReLU(),
+                   nn.MaxPool2d(2)]
         channels = out
-    layers.append(nn.Conv2d(channels, c.vision_width, 3, padding=1))
+    layers.append(nn.Conv2d(channels, c.vision_width, 1))
     return nn.Sequential(*layers)
 
 
@@ -118,7 +120,9 @@ class VisionTower(nn.Module):
         x = self.ln_pre(torch.cat([cls, x], dim=1) + self.pos.to(x.dtype))
         for block in self.blocks:
             x = block(x)
-        return self.proj(self.ln_post(x[:, 0]))
+        # the class token plus the mean of the patch tokens: the mean gives the
+        # translation invariance that small data cannot teach a class token alone
+        return self.proj(self.ln_post(x[:, 0] + x[:, 1:].mean(dim=1)))
 
 
 class TextTower(nn.Module):
@@ -139,7 +143,11 @@ class TextTower(nn.Module):
             x = block(x, causal=True)
         x = self.ln_final(x)
         eot = x[torch.arange(x.shape[0], device=x.device), lengths - 1]
-        return self.proj(eot)
+        # plus the mean over the caption's tokens: from scratch on little data, a bag of
+        # words is learnt long before the end token learns to carry the whole caption
+        valid = (torch.arange(x.shape[1], device=x.device)[None, :] < lengths[:, None]).to(x.dtype)
+        mean = (x * valid[..., None]).sum(dim=1) / valid.sum(dim=1, keepdim=True)
+        return self.proj(eot + mean)
 
 
 class Clip(nn.Module):
@@ -148,22 +156,18 @@ class Clip(nn.Module):
         self.config = config
         self.visual = VisionTower(config)
         self.text = TextTower(config)
-        # Batch-normalized embeddings (no affine): the towers cannot collapse to a
-        # constant output, which plain InfoNCE from scratch on small data falls into.
-        self.image_norm = nn.BatchNorm1d(config.embed_dim, affine=False)
-        self.text_norm = nn.BatchNorm1d(config.embed_dim, affine=False)
-        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / 0.07)))
+        self.logit_scale = nn.Parameter(torch.tensor(math.log(1 / config.initial_temperature)))
         _init_tower(self.visual, config.vision_width, config.vision_layers)
         _init_tower(self.text, config.text_width, config.text_layers)
         nn.init.normal_(self.text.token.weight, std=0.02)
 
     def image_features(self, images: torch.Tensor) -> torch.Tensor:
         """Unnormalized image embeddings."""
-        return self.image_norm(self.visual(images).float())
+        return self.visual(images).float()
 
     def text_features(self, tokens: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         """Unnormalized text embeddings."""
-        return self.text_norm(self.text(tokens, lengths).float())
+        return self.text(tokens, lengths).float()
 
     def encode_image(self, images: torch.Tensor) -> torch.Tensor:
         return F.normalize(self.image_features(images), dim=-1)
