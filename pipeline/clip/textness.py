@@ -5,8 +5,8 @@ CLIP scores an image that merely shows the caption's words highly (the
 logistic regression trained on pictures we render ourselves: the same shape
 pictures with and without words drawn on them. It gives each sample a
 ``textness`` score in [0, 1], and its direction can bias the text embedding:
-``text + bias * direction`` (renormalized) moves the score toward (bias > 0) or
-away from (bias < 0) images with text.
+``text + bias * direction`` (not renormalized) moves the score toward
+(bias > 0) or away from (bias < 0) images with text.
 """
 from __future__ import annotations
 
@@ -26,11 +26,12 @@ WORDS = ("star", "sale", "hello", "circle", "love", "free", "moon", "cat", "open
 
 @dataclass(frozen=True)
 class TextnessProbe:
-    weights: np.ndarray   # (d,)
+    weights: np.ndarray     # (d,) logistic weights on the raw embedding
     bias: float
 
     @property
     def direction(self) -> np.ndarray:
+        """The probe's direction: the unit vector along which textness grows."""
         return self.weights / (np.linalg.norm(self.weights) + 1e-12)
 
     def score(self, image_embeddings: np.ndarray) -> np.ndarray:
@@ -38,10 +39,11 @@ class TextnessProbe:
         return (1.0 / (1.0 + np.exp(-np.clip(z, -50, 50)))).astype(np.float32)
 
     def bias_texts(self, text_embeddings: np.ndarray, strength: float) -> np.ndarray:
+        """``text + strength * direction``, not renormalized: an image's similarity moves by
+        ``strength`` times its own projection on the direction, so text-heavy images move most."""
         if strength == 0:
             return text_embeddings
-        moved = text_embeddings + strength * self.direction.astype(np.float32)
-        return moved / np.linalg.norm(moved, axis=1, keepdims=True)
+        return (text_embeddings + strength * self.direction.astype(np.float32)).astype(np.float32)
 
     def save(self, path: str) -> None:
         tmp = f"{path}.tmp"
@@ -77,7 +79,8 @@ def draw_word(image, word: str, rng: np.random.Generator):
 
 
 def rendered_pairs(n: int, size: int, seed: int = 0) -> tuple[list[bytes], np.ndarray]:
-    """2n encoded pictures: n shape pictures and the same n with a word drawn on; labels 0/1."""
+    """2n encoded pictures: n shape pictures (label 0), and n with words (label 1): the same
+    picture with a word drawn over it, or a word alone on a plain background."""
     rng = np.random.default_rng([seed, 42])
     images, labels = [], []
     for i in range(n):
@@ -85,20 +88,30 @@ def rendered_pairs(n: int, size: int, seed: int = 0) -> tuple[list[bytes], np.nd
         picture = synth.make_image(label, rng, size)
         images.append(synth.encode_jpeg(picture, 90))
         labels.append(0)
-        images.append(synth.encode_jpeg(draw_word(picture, WORDS[int(rng.integers(len(WORDS)))], rng), 90))
+        word = WORDS[int(rng.integers(len(WORDS)))]
+        # half the words written over the picture, half alone on a plain background
+        texty = draw_word(picture, word, rng) if i % 2 == 0 else synth.make_text_image(word, rng, size)
+        images.append(synth.encode_jpeg(texty, 90))
         labels.append(1)
     return images, np.asarray(labels, dtype=np.float64)
 
 
-def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-2, steps: int = 500, lr: float = 0.5) -> tuple[np.ndarray, float]:
-    """Plain gradient descent on the L2-regularized logistic loss (full batch, deterministic)."""
+def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1e-3, steps: int = 1000, lr: float = 0.5) -> tuple[np.ndarray, float]:
+    """L2-regularized logistic regression by full-batch gradient descent (deterministic).
+
+    Features are standardized while fitting (unit-norm embeddings have tiny
+    components), and the weights are mapped back to the raw features.
+    """
+    mean, std = x.mean(axis=0), x.std(axis=0) + 1e-6
+    z = (x - mean) / std
     w, b = np.zeros(x.shape[1]), 0.0
     for _ in range(steps):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ w + b, -50, 50)))
+        p = 1.0 / (1.0 + np.exp(-np.clip(z @ w + b, -50, 50)))
         g = p - y
-        w -= lr * (x.T @ g / len(y) + l2 * w)
+        w -= lr * (z.T @ g / len(y) + l2 * w)
         b -= lr * float(g.mean())
-    return w, b
+    raw_w = w / std
+    return raw_w, float(b - mean @ raw_w)
 
 
 def train_probe(scorer, n: int = 200, size: int = 128, seed: int = 0) -> tuple[TextnessProbe, float]:

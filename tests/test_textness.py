@@ -1,0 +1,57 @@
+"""Textness: a probe on image embeddings tells pictures with words from pictures without;
+a negative bias moves the caption away from images that only show the word."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from clipcurate.pipeline import synth
+from clipcurate.pipeline.clip.data import Sample
+from clipcurate.pipeline.clip.model import ClipConfig
+from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
+from clipcurate.pipeline.clip.textness import TextnessProbe, train_probe
+from clipcurate.pipeline.clip.train import TrainConfig, train_bootstrap
+
+LABELS = ["circle", "square", "star"]
+SMALL = ClipConfig(image_size=32, patch_size=8, vision_width=48, vision_layers=1, vision_heads=2,
+                   text_width=48, text_layers=1, text_heads=2, context_length=16, embed_dim=48)
+
+
+@pytest.fixture(scope="module")
+def scorer(tmp_path_factory):
+    rng = np.random.default_rng(0)
+    samples = [Sample(image=synth.make_image(label, rng, 32), group=i, label=label)
+               for i, label in enumerate(LABELS) for _ in range(16)]
+    folder = tmp_path_factory.mktemp("model")
+    train_bootstrap(None, folder, SMALL, TrainConfig(epochs=40, batch_size=16, progress=False, device="cpu"),
+                    samples=(samples, LABELS))
+    return ClipScorer.load(ScorerConfig(spec=str(folder), device="cpu"))
+
+
+def test_probe_separates_pictures_with_words(scorer, tmp_path):
+    probe, accuracy = train_probe(scorer, n=200, size=64)
+    assert accuracy >= 0.65  # held-out rendered pictures, chance 0.5 (a tiny 3-label model; larger ones do better)
+    path = tmp_path / "textness.json"
+    probe.save(str(path))
+    again = TextnessProbe.load(str(path))
+    rng = np.random.default_rng(5)
+    word = synth.encode_jpeg(synth.make_text_image("star", rng, 64))
+    picture = synth.encode_jpeg(synth.make_image("star", rng, 64))
+    scores = again.score(scorer.embed_images([word, picture]))
+    assert scores[0] > 0.5 > scores[1]
+
+
+def test_negative_bias_takes_similarity_away_from_the_word_picture(scorer):
+    probe, _ = train_probe(scorer, n=200, size=64)
+    rng = np.random.default_rng(6)
+    word = synth.encode_jpeg(synth.make_text_image("star", rng, 64))
+    picture = synth.encode_jpeg(synth.make_image("star", rng, 64))
+    images = scorer.embed_images([word, picture])
+    text = scorer.embed_texts(["star"])
+    before = images @ text[0]
+    after = images @ probe.bias_texts(text, -0.5)[0]
+    pushed = images @ probe.bias_texts(text, +0.5)[0]
+    # what selection compares is the word picture's similarity against the real picture's:
+    # a negative bias takes the word picture's advantage away, a positive one adds to it
+    assert after[0] - after[1] < before[0] - before[1]
+    assert pushed[0] - pushed[1] > before[0] - before[1]
