@@ -4,6 +4,7 @@ from __future__ import annotations
 import apache_beam as beam
 
 from clipcurate.filters.language import LanguageConfig, LanguageFilter, LanguageIdentifier
+from clipcurate.filters.prompts import clean_label, is_label_like
 from clipcurate.pipeline.stage import BatchCheckDoFn, split
 
 
@@ -13,7 +14,9 @@ class _Identify:
         self.filter = LanguageFilter(config)
 
     def __call__(self, rows):
-        found = self.identifier.detect_batch([r.get("caption") or "" for r in rows])
+        # a bare label ("golden_retriever") is identified as the words it stands for
+        texts = [r.get("caption") or "" for r in rows]
+        found = self.identifier.detect_batch([clean_label(t) if is_label_like(t) else t for t in texts])
         out = []
         for row, (lang, score) in zip(rows, found):
             row = dict(row, language=lang, language_score=float(score))
