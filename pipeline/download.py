@@ -141,6 +141,7 @@ class _DownloadDoFn(beam.DoFn):
     def process(self, item):
         unit, rows = item
         rows = sorted(rows, key=lambda r: r["key"])
+        self.timer.count(len(rows))
         with self.timer:
             results = self._cached(unit, rows)
             if results is None:

@@ -19,6 +19,7 @@ class _NormalizeDoFn(beam.DoFn):
 
     def process(self, item):
         rows = item.to_pylist() if isinstance(item, pa.RecordBatch) else [item]
+        self.timer.count(len(rows))
         with self.timer:
             out = []
             for row in rows:

@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 
 from clipcurate import schemas
 from clipcurate.pipeline.dedup import input_order
+from clipcurate.pipeline.stage import Timer
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,16 @@ class _WriteShard(beam.DoFn):
     def __init__(self, config: WriteConfig):
         self.config = config
 
+    def setup(self):
+        self.timer = Timer("write")
+
     def process(self, item):
         shard, samples = item
-        yield write_shard(self.config.output_dir, shard, list(samples), self.config)
+        samples = list(samples)
+        self.timer.count(len(samples))
+        with self.timer:
+            result = write_shard(self.config.output_dir, shard, samples, self.config)
+        yield result
 
 
 def _write_sizes(sizes: list, out: str) -> int:

@@ -66,3 +66,19 @@ def test_sql_bad_query(tmp_path):
 def test_unknown_command():
     proc = clipcurate("frobnicate")
     assert proc.returncode == 2 and "unknown command" in proc.stderr
+
+
+def test_progress_lines_on_stderr(web, tmp_path):
+    from webserver import make_jpeg
+
+    urls = [web.add(f"/progress/{i}.jpg", body=make_jpeg(60, 60, seed=700 + i), content_type="image/jpeg", delay=0.1)
+            for i in range(12)]
+    src = tmp_path / "in.csv"
+    src.write_text("url,caption\n" + "".join(f"{u},picture number {i}\n" for i, u in enumerate(urls)))
+    env = dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1", CLIPCURATE_PROGRESS_INTERVAL="0.2")
+    proc = subprocess.run([sys.executable, "-m", "clipcurate.pipeline.cli", "run", "--input", str(src), "--output",
+                           str(tmp_path / "out"), "--allow-private-network", "--threads", "2",
+                           "--per-host-concurrency", "2"], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("progress")]
+    assert lines and "download 12" in lines[-1] and "/s)" in lines[-1]
