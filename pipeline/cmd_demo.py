@@ -22,7 +22,7 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of the generated data and the training")
     parser.add_argument("--web-images", type=int, default=400, help="distinct pictures on the generated web")
     parser.add_argument("--seed-per-label", type=int, default=100, help="labelled seed images per label")
-    parser.add_argument("--epochs", type=int, default=None, help="bootstrap training epochs (default: the trainer's)")
+    parser.add_argument("--epochs", type=int, default=120, help="bootstrap training epochs (default 120)")
     parser.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
 
 
@@ -69,7 +69,9 @@ def main(args) -> int:
     synth.write_image_folder(seed_dir, labels=config.labels, per_label=config.seed_per_label, seed=args.seed,
                              size=config.seed_image_size)
     print(f"[2/4] training the bootstrap CLIP -> {model_dir}", flush=True)
-    train = TrainConfig(seed=args.seed, device=args.device, **({"epochs": args.epochs} if args.epochs else {}))
+    if args.epochs < 1:
+        raise UsageError("--epochs must be >= 1")
+    train = TrainConfig(seed=args.seed, device=args.device, epochs=args.epochs)
     train_bootstrap(seed_dir, model_dir, config=train)
     routes, rows = make_web(config)
     server = WebServer(routes)

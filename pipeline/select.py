@@ -1,15 +1,21 @@
 """The select stage: keep the pairs whose image and caption agree.
 
-Three rules, one threshold on cosine similarity:
-- ``min_similarity``: a fixed threshold;
+Three rules:
+- ``min_similarity``: a fixed threshold on cosine similarity;
 - ``keep_fraction``: the global (1 - F) quantile of the run's similarities (DataComp's top-k%);
-- default, calibrated: the (1 - false_match_rate) quantile of the similarity of
-  mismatched pairs. Mismatches are made from a deterministic sample of the run
-  (the pairs with the smallest keys): every image against every other pair's
-  caption, leaving out captions whose text embedding is close to the image's own
-  caption (those name the same thing, so they are matches, not mismatches).
+- default, calibrated against mismatched pairs, per image: each image is scored
+  against reference captions (the captions of a deterministic sample of the run,
+  the pairs with the smallest keys), leaving out references whose text
+  embedding is close to the image's own caption (those name the same thing:
+  matches, not mismatches). The image's threshold is the (1 - false_match_rate)
+  quantile of those mismatched similarities: its own caption must beat all but
+  that fraction of the captions that are not about it. A wrong caption is just
+  another caption that is not about the image, so about ``false_match_rate`` of
+  mismatched pairs pass. One global null would not do: when the web has few
+  concepts, an image with a wrong caption meets many random captions that do
+  describe it, and those true matches would inflate a global null's tail.
 Choosing is separate from writing: rejected pairs go to rejects as
-``low_similarity`` with their similarity.
+``low_similarity`` with their similarity and threshold.
 """
 from __future__ import annotations
 
@@ -29,27 +35,26 @@ class SelectConfig:
     min_similarity: float | None = None
     keep_fraction: float | None = None
     false_match_rate: float = 0.01
-    null_sample: int = 2048            # pairs sampled for the mismatched-pair distribution
-    same_concept_text_similarity: float = 0.8  # captions this close to the pair's own are left out of the null
+    null_sample: int = 2048            # reference captions for the mismatched-pair calibration
+    same_concept_text_similarity: float = 0.8  # references this close to the pair's own caption are left out
+    min_references: int = 20           # fewer usable references: the pair is kept (too little to judge)
     output_dir: str | None = None      # where selection.json is written
     max_textness: float | None = None  # images whose textness is above this are dropped: text_heavy
 
 
-def null_threshold(images: np.ndarray, texts: np.ndarray, rate: float, same_text: float) -> tuple[float | None, int]:
-    """(threshold, number of mismatched pairs it was computed from)."""
-    n = len(images)
-    if n < 2:
-        return None, 0
-    sims = images @ texts.T
-    text_sims = texts @ texts.T
-    mask = ~np.eye(n, dtype=bool) & (text_sims < same_text)
-    null = sims[mask]
-    if null.size < 10:
-        return None, int(null.size)
-    return float(np.quantile(null, 1.0 - rate)), int(null.size)
+def image_threshold(image: np.ndarray, text: np.ndarray, references: np.ndarray, rate: float,
+                    same_text: float, min_references: int) -> float | None:
+    """The (1 - rate) quantile of the image's similarity with the references not about its own caption."""
+    if len(references) == 0:
+        return None
+    usable = references[references @ text < same_text]
+    if len(usable) < min_references:
+        return None
+    return float(np.quantile(usable @ image, 1.0 - rate))
 
 
-def choose_threshold(config: SelectConfig, sample: list, all_sims: list) -> dict:
+def choose_rule(config: SelectConfig, sample: list, all_sims: list) -> dict:
+    """The rule and what it needs: a global threshold, or the reference captions."""
     if config.min_similarity is not None:
         return {"method": "threshold", "threshold": float(config.min_similarity)}
     if config.keep_fraction is not None:
@@ -58,36 +63,46 @@ def choose_threshold(config: SelectConfig, sample: list, all_sims: list) -> dict
         t = float(np.quantile(np.asarray(all_sims, dtype=np.float64), 1.0 - config.keep_fraction))
         return {"method": "keep_fraction", "threshold": t, "keep_fraction": config.keep_fraction}
     sample = sorted(sample, key=lambda x: x[0])
-    images = np.stack([s[1] for s in sample]).astype(np.float32) if sample else np.zeros((0, 1), np.float32)
-    texts = np.stack([s[2] for s in sample]).astype(np.float32) if sample else np.zeros((0, 1), np.float32)
-    t, n_null = null_threshold(images, texts, config.false_match_rate, config.same_concept_text_similarity)
-    return {"method": "null_calibrated", "threshold": t, "false_match_rate": config.false_match_rate,
-            "null_pairs": n_null, "sample_pairs": len(sample),
-            "note": None if t is not None else "too few pairs to calibrate: nothing dropped"}
+    return {"method": "null_calibrated", "threshold": None, "false_match_rate": config.false_match_rate,
+            "reference_captions": len(sample),
+            "references": np.stack([np.asarray(s[1], np.float32) for s in sample]) if sample else np.zeros((0, 1), np.float32)}
 
 
-def _publish(selection: dict, out: str | None) -> dict:
+def _publish(rule: dict, thresholds: list, out: str | None) -> dict:
+    record = {k: v for k, v in rule.items() if k != "references"}
+    if rule["method"] == "null_calibrated":
+        known = [t for t in thresholds if t is not None]
+        record["threshold"] = float(np.median(known)) if known else None  # a typical per-image threshold
+        record["threshold_quantiles"] = ({q: float(np.quantile(known, float(q))) for q in ("0.05", "0.5", "0.95")}
+                                         if known else None)
+        record["uncalibrated_pairs"] = len(thresholds) - len(known)
     if out:
         from clipcurate.pipeline.write import atomic_write
 
-        atomic_write(os.path.join(out, "selection.json"), json.dumps(selection, indent=1).encode())
-    return selection
+        atomic_write(os.path.join(out, "selection.json"), json.dumps(record, indent=1).encode())
+    return record
 
 
 class _Decide(beam.DoFn):
-    def __init__(self, max_textness: float | None):
-        self.max_textness = max_textness
+    def __init__(self, config: SelectConfig):
+        self.config = config
 
-    def process(self, row, selection):
-        if self.max_textness is not None and (row.get("textness") or 0.0) > self.max_textness:
-            msg = f"textness {row['textness']:.3f} > {self.max_textness}"
+    def process(self, row, rule):
+        c = self.config
+        if c.max_textness is not None and (row.get("textness") or 0.0) > c.max_textness:
+            msg = f"textness {row['textness']:.3f} > {c.max_textness}"
             yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, "text_heavy", msg))
             return
-        t = selection.get("threshold")
+        if rule["method"] == "null_calibrated":
+            t = image_threshold(np.asarray(row["image_embedding"], np.float32), np.asarray(row["text_embedding"], np.float32),
+                                rule["references"], c.false_match_rate, c.same_concept_text_similarity, c.min_references)
+        else:
+            t = rule.get("threshold")
+        yield beam.pvalue.TaggedOutput("thresholds", t)
         if t is None or row["similarity"] >= t:
             yield row
         else:
-            msg = f"similarity {row['similarity']:.4f} < {t:.4f} ({selection['method']})"
+            msg = f"similarity {row['similarity']:.4f} < {t:.4f} ({rule['method']})"
             yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, "low_similarity", msg))
 
 
@@ -99,18 +114,22 @@ class Select(beam.PTransform):
     def expand(self, rows):
         config = self.config
         sample = (rows
-                  | "NullSample" >> beam.Map(lambda r: (r["key"], r["image_embedding"], r["text_embedding"]))
+                  | "Sample" >> beam.Map(lambda r: (r["key"], r["text_embedding"]))
                   | "Smallest" >> beam.combiners.Top.Of(config.null_sample, key=lambda x: x[0], reverse=True))
         if config.keep_fraction is not None:
             sims = (rows | "Sims" >> beam.Map(lambda r: r["similarity"])
                     | "AllSims" >> beam.combiners.ToList())
         else:
             sims = rows.pipeline | "NoSims" >> beam.Create([[]])
-        selection = (
+        rule = (
             rows.pipeline
             | "One" >> beam.Create([None])
-            | "Threshold" >> beam.Map(lambda _, s, a: _publish(choose_threshold(config, s[0] if s else [], a), config.output_dir),
-                                      beam.pvalue.AsList(sample), beam.pvalue.AsSingleton(sims))
+            | "Rule" >> beam.Map(lambda _, s, a: choose_rule(config, s[0] if s else [], a),
+                                 beam.pvalue.AsList(sample), beam.pvalue.AsSingleton(sims))
         )
-        result = rows | "Decide" >> beam.ParDo(_Decide(config.max_textness), beam.pvalue.AsSingleton(selection)).with_outputs(REJECTS, main="main")
+        result = rows | "Decide" >> beam.ParDo(_Decide(config), beam.pvalue.AsSingleton(rule)).with_outputs(
+            REJECTS, "thresholds", main="main")
+        _ = (result.thresholds
+             | "AllThresholds" >> beam.combiners.ToList()
+             | "Publish" >> beam.Map(lambda ts, r: _publish(r, ts, config.output_dir), beam.pvalue.AsSingleton(rule)))
         return result.main, result[REJECTS]
