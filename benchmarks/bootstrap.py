@@ -72,9 +72,10 @@ def main() -> int:
         synth.write_image_folder(seed_dir, labels, per_label=args.per_label, seed=0, size=size)
         images, names = held_out(labels, 50, seed=1, size=size)
         config = TrainConfig(epochs=args.epochs)
-        samples = load_training_samples(seed_dir, size)
+        model_config = ClipConfig()  # 64-px images in, the model's own input size (default 32)
+        samples = load_training_samples(seed_dir, model_config.image_size)
         t0 = time.perf_counter()
-        _, summary = train_bootstrap(seed_dir, model_dir, ClipConfig(image_size=size), config, samples=samples)
+        _, summary = train_bootstrap(seed_dir, model_dir, model_config, config, samples=samples)
         wall = time.perf_counter() - t0
         print(f"train: {len(samples[0])} images x {args.epochs} epochs on {args.threads} threads: "
               f"wall {wall:.1f}s, {summary.images_per_s:.0f} images/s, {wall / args.epochs:.2f}s per epoch")

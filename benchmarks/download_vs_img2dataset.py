@@ -104,7 +104,8 @@ def main() -> int:
         cc = _timed([os.path.join(BIN, "clipcurate"), "run", "--input", src, "--output", cc_out,
                      "--allow-private-network", "--threads", str(args.threads), "--workers", "1",
                      "--image-size", str(args.image_size), "--resize-mode", args.resize_mode,
-                     "--samples-per-shard", "1000", "--timeout", "10", "--retries", "0"], env)
+                     "--samples-per-shard", "1000", "--timeout", "10", "--retries", "0",
+                     "--no-near-dedup"], env)  # the copies differ only by a small label: near duplicates
         import json
 
         kept = json.load(open(os.path.join(cc_out, "stats.json")))["kept"]
