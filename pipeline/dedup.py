@@ -23,27 +23,29 @@ def where(row: dict) -> str:
     return f"{row.get('source_file')}:{row.get('source_row')}"
 
 
-class _KeepFirstPerUrl(beam.DoFn):
+def _url_reason(kept: dict, row: dict) -> tuple[str, str]:
+    if row.get("caption") == kept.get("caption"):
+        return "duplicate_pair", f"same URL and caption as {where(kept)}"
+    return "duplicate_url", f"URL already taken by {where(kept)}"
+
+
+def _image_reason(kept: dict, row: dict) -> tuple[str, str]:
+    return "duplicate_image", f"same image bytes as {where(kept)} ({kept.get('url')})"
+
+
+class _KeepFirst(beam.DoFn):
+    """Of a group, the first row in input order is kept; ``reason(kept, row)`` names why each other one goes."""
+
+    def __init__(self, reason):
+        self.reason = reason
+
     def process(self, item):
         _, rows = item
         rows = sorted(rows, key=input_order)
         kept = rows[0]
         yield kept
         for row in rows[1:]:
-            if row.get("caption") == kept.get("caption"):
-                yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, "duplicate_pair", f"same URL and caption as {where(kept)}"))
-            else:
-                yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, "duplicate_url", f"URL already taken by {where(kept)}"))
-
-
-class _KeepFirstPerImage(beam.DoFn):
-    def process(self, item):
-        _, rows = item
-        rows = sorted(rows, key=input_order)
-        kept = rows[0]
-        yield kept
-        for row in rows[1:]:
-            yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, "duplicate_image", f"same image bytes as {where(kept)} ({kept.get('url')})"))
+            yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, *self.reason(kept, row)))
 
 
 class DedupPairs(beam.PTransform):
@@ -52,7 +54,7 @@ class DedupPairs(beam.PTransform):
             rows
             | "ByUrl" >> beam.Map(lambda r: (r["url"], r))
             | "Group" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.ParDo(_KeepFirstPerUrl()).with_outputs(REJECTS, main="main")
+            | "KeepFirst" >> beam.ParDo(_KeepFirst(_url_reason)).with_outputs(REJECTS, main="main")
         )
         return result.main, result[REJECTS]
 
@@ -63,6 +65,6 @@ class DedupImages(beam.PTransform):
             rows
             | "BySha256" >> beam.Map(lambda r: (r["sha256"], r))
             | "Group" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.ParDo(_KeepFirstPerImage()).with_outputs(REJECTS, main="main")
+            | "KeepFirst" >> beam.ParDo(_KeepFirst(_image_reason)).with_outputs(REJECTS, main="main")
         )
         return result.main, result[REJECTS]
