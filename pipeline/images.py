@@ -155,9 +155,10 @@ def _can_pass_through(img: Image.Image, raw: bytes) -> bool:
 def _check_complete(img: Image.Image, raw: bytes):
     """Raise OSError when the file is truncated or corrupt, decoding as little as possible."""
     if img.format == "JPEG":
-        img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
-        img.load()
-    elif img.format == "PNG":
+        # the OpenCV build installed here (4.14) refuses a truncated JPEG itself, and the resizer
+        # reports decode_error (tests/test_images.py checks it); no second decode here
+        return
+    if img.format == "PNG":
         # verify() must come straight after open: reading EXIF before it has moved the reader on
         with Image.open(io.BytesIO(raw)) as fresh:
             fresh.verify()
