@@ -128,6 +128,22 @@ def clear_previous(out: str) -> None:
             os.remove(path)
 
 
+def unknown_beam_args(extra: list) -> list:
+    """Flags that neither clipcurate nor any Beam runner knows (a typo would otherwise be dropped silently)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    parser = _BeamArgumentParser(add_help=False, allow_abbrev=False)
+    for cls in dict.fromkeys(subclasses(PipelineOptions)):
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(list(extra))
+    return [u for u in unknown if u.startswith("-")]
+
+
 def beam_options(args):
     from apache_beam.options.pipeline_options import PipelineOptions
 
@@ -151,6 +167,9 @@ def make_config(args):
     from clipcurate import schemas
     from clipcurate.pipeline.write import WriteConfig
 
+    unknown = unknown_beam_args(args.extra_args)
+    if unknown:
+        raise UsageError(f"unrecognized option {unknown[0]} (not a clipcurate run option nor a Beam pipeline option)")
     if not (args.input or args.labelled or args.seeds or args.warc):
         raise UsageError("give --input FILE_OR_GLOB, --labelled DIR, --seeds FILE and/or --warc FILES")
     for name in ("samples_per_shard", "image_size", "timeout", "threads", "per_host_concurrency", "max_bytes",
