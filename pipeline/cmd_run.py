@@ -350,12 +350,13 @@ _NOT_IN_FINGERPRINT = {"runner", "workers", "retry_failed", "extra_args", "beam_
 def fingerprint(args) -> dict:
     """What a resumed run must share with the run it continues: options and input files."""
     opts = {k: v for k, v in options_record(args).items() if k not in _NOT_IN_FINGERPRINT}
+    from clipcurate.pipeline.ingest import expand_inputs
+
+    patterns = [*args.input, *args.warc, *([args.seeds] if args.seeds else [])]
     files = []
-    for pattern in [*args.input, *args.warc, *([args.seeds] if args.seeds else [])]:
-        for path in sorted(glob.glob(pattern)) if glob.has_magic(pattern) else [pattern]:
-            if os.path.isfile(path):
-                st = os.stat(path)
-                files.append([os.path.abspath(path), st.st_size, int(st.st_mtime)])
+    for path in expand_inputs(patterns, any_extension=True) if patterns else ():
+        st = os.stat(path)
+        files.append([os.path.abspath(path), st.st_size, int(st.st_mtime)])
     return {"options": opts, "files": files}
 
 
