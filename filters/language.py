@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from clipcurate.filters.base import Drop
+from clipcurate.pipeline.files import atomic_path
 
 UNDETERMINED = "und"
 
@@ -161,9 +162,8 @@ def _profiles_fingerprint(profile_dir: str) -> str:
 def build_profile_cache(path: str = DEFAULT_CACHE, profile_dir: Optional[str] = None) -> str:
     """Write the installed profiles as a compact .npz that loads several times faster."""
     arrays = read_profiles(profile_dir)
-    tmp = path + ".tmp.npz"
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)
     return path
 
 

@@ -62,21 +62,14 @@ def make_config(args):
 def write_pairs(rows: list[dict], path: str):
     """The rows as Parquet at ``path``, atomically (temporary name in the same folder, then rename)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
 
     from clipcurate.pipeline.crawl import PAIR_COLUMNS
+    from clipcurate.pipeline.files import write_table
 
     schema = pa.schema([pa.field(name, pa.string()) for name in PAIR_COLUMNS])
     table = pa.Table.from_pylist(rows, schema=schema)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
-    try:
-        pq.write_table(table, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    write_table(path, table)
 
 
 def main(args) -> int:

@@ -364,7 +364,7 @@ def prepare_work(args) -> None:
     """Keep an earlier run's finished work units only if it ran with the same options on the same input."""
     import shutil
 
-    from clipcurate.pipeline.write import atomic_write
+    from clipcurate.pipeline.files import atomic_write
 
     work = os.path.join(args.output, "_work")
     path = os.path.join(args.output, WORK_OPTIONS)

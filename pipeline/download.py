@@ -16,7 +16,6 @@ import os
 import pickle
 import re
 import threading
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -25,6 +24,7 @@ from apache_beam.metrics import Metrics
 
 from clipcurate.filters.base import Drop, reject_row
 from clipcurate.pipeline.fetch import FetchConfig, Fetcher
+from clipcurate.pipeline.files import atomic_write
 from clipcurate.pipeline.images import ImageConfig, ImageProcessor
 from clipcurate.pipeline.stage import REJECTS, Timer, internal_error
 
@@ -183,10 +183,8 @@ class _DownloadDoFn(beam.DoFn):
         path = self._path(unit)
         if path is None:
             return
-        tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-        with open(tmp, "wb") as f:
-            pickle.dump({"rows": unit_fingerprint(rows), "results": results}, f, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, path)
+        atomic_write(path, pickle.dumps({"rows": unit_fingerprint(rows), "results": results},
+                                        protocol=pickle.HIGHEST_PROTOCOL))
 
     def teardown(self):
         pool = getattr(self, "pool", None)

@@ -16,7 +16,6 @@ import json
 import math
 import os
 import tarfile
-import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,6 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
+from clipcurate.pipeline.files import atomic_write_text  # noqa: E402
 from clipcurate.schemas.reasons import FUNNEL  # noqa: E402
 
 REPORT_NAME = "report.html"
@@ -706,20 +706,9 @@ def render_html(data: RunData, config: ReportConfig, title: str) -> str:
             + "".join(sections) + "</body></html>\n")
 
 
-def _atomic_write_text(path: str, text: str) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def render_report(out_dir: str, config: ReportConfig = ReportConfig()) -> str:
     """Write ``out_dir/report.html`` from the output folder and return its path."""
     data = load_run(out_dir, config)
     path = os.path.join(out_dir, REPORT_NAME)
-    _atomic_write_text(path, render_html(data, config, os.path.abspath(out_dir)))
+    atomic_write_text(path, render_html(data, config, os.path.abspath(out_dir)))
     return path

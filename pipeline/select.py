@@ -77,7 +77,7 @@ def _publish(rule: dict, thresholds: list, out: str | None) -> dict:
                                          if known else None)
         record["uncalibrated_pairs"] = len(thresholds) - len(known)
     if out:
-        from clipcurate.pipeline.write import atomic_write
+        from clipcurate.pipeline.files import atomic_write
 
         atomic_write(os.path.join(out, "selection.json"), json.dumps(record, indent=1).encode())
     return record

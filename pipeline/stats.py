@@ -7,7 +7,7 @@ import os
 
 import pyarrow.parquet as pq
 
-from clipcurate.pipeline.write import atomic_write
+from clipcurate.pipeline.files import atomic_write
 
 from clipcurate.schemas.reasons import FUNNEL
 

@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import io
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
+
+from clipcurate.pipeline.files import atomic_write
 
 LABELS = (
     "circle", "square", "triangle", "star", "heart",
@@ -183,12 +184,6 @@ def encode_jpeg(image: Image.Image, quality: int = 95) -> bytes:
     return buf.getvalue()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_image_folder(directory, labels=LABELS[:10], per_label: int = 100, seed: int = 0, size: int = 64) -> list[Path]:
     """Write an ImageFolder ``directory/LABEL/LABEL_00000.jpg``; returns the paths written."""
     root = Path(directory)
@@ -199,6 +194,6 @@ def write_image_folder(directory, labels=LABELS[:10], per_label: int = 100, seed
         folder.mkdir(parents=True, exist_ok=True)
         for i in range(per_label):
             path = folder / f"{label}_{i:05d}.jpg"
-            _atomic_write(path, encode_jpeg(make_image(label, rng, size)))
+            atomic_write(path, encode_jpeg(make_image(label, rng, size)))
             paths.append(path)
     return paths

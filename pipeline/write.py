@@ -14,16 +14,15 @@ import json
 import math
 import os
 import tarfile
-import uuid
 from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from clipcurate import schemas
 from clipcurate.pipeline.dedup import input_order
+from clipcurate.pipeline.files import atomic_write, write_table
 from clipcurate.pipeline.stage import Timer
 
 
@@ -41,21 +40,6 @@ def shards_dir(out: str) -> str:
 
 def rejects_dir(out: str) -> str:
     return os.path.join(out, "rejects")
-
-
-def atomic_write(path: str, data: bytes) -> None:
-    tmp = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
-def write_table(path: str, table: pa.Table, row_group_rows: int) -> None:
-    buf = io.BytesIO()
-    pq.write_table(table, buf, row_group_size=row_group_rows, compression="zstd")
-    atomic_write(path, buf.getvalue())
 
 
 def _json_value(value):

@@ -5,7 +5,6 @@ Every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Optional
 
@@ -14,20 +13,11 @@ from safetensors.torch import load_file, save_file
 
 from clipcurate.pipeline.clip.model import Clip, ClipConfig
 from clipcurate.pipeline.clip.text import ClipTokenizer
+from clipcurate.pipeline.files import atomic_path, atomic_write_text
 
 KIND = "clipcurate-bootstrap-clip"
 WEIGHTS, CONFIG, TOKENIZER, LOG, CHECKPOINT = (
     "model.safetensors", "config.json", "tokenizer.json", "train_log.jsonl", "checkpoint.pt")
-
-
-def _tmp(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp{os.getpid()}")
-
-
-def write_text(path: Path, text: str) -> None:
-    tmp = _tmp(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def save_model(model_dir, model: Clip, tokenizer: ClipTokenizer, labels: list[str]) -> None:
@@ -36,11 +26,10 @@ def save_model(model_dir, model: Clip, tokenizer: ClipTokenizer, labels: list[st
     model_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.save(model_dir / TOKENIZER)
     state = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in model.state_dict().items()}
-    tmp = _tmp(model_dir / WEIGHTS)
-    save_file(state, str(tmp))
-    os.replace(tmp, model_dir / WEIGHTS)
+    with atomic_path(model_dir / WEIGHTS) as tmp:
+        save_file(state, tmp)
     config = {"kind": KIND, "clip": model.config.to_dict(), "labels": list(labels)}
-    write_text(model_dir / CONFIG, json.dumps(config, indent=2) + "\n")
+    atomic_write_text(model_dir / CONFIG, json.dumps(config, indent=2) + "\n")
 
 
 def is_model_dir(path) -> bool:
@@ -70,9 +59,8 @@ def load_model(model_dir, device: str = "cpu") -> tuple[Clip, ClipTokenizer, lis
 
 def save_checkpoint(model_dir, state: dict) -> None:
     path = Path(model_dir) / CHECKPOINT
-    tmp = _tmp(path)
-    torch.save(state, tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        torch.save(state, tmp)
 
 
 def load_checkpoint(model_dir) -> Optional[dict]:
@@ -86,7 +74,7 @@ def append_log(model_dir, record: dict) -> None:
     """Add one line to train_log.jsonl (rewritten whole, atomically)."""
     path = Path(model_dir) / LOG
     old = path.read_text(encoding="utf-8") if path.is_file() else ""
-    write_text(path, old + json.dumps(record) + "\n")
+    atomic_write_text(path, old + json.dumps(record) + "\n")
 
 
 def trim_log(model_dir, phase: str, last_epoch: int) -> None:
@@ -97,4 +85,4 @@ def trim_log(model_dir, phase: str, last_epoch: int) -> None:
     lines = path.read_text(encoding="utf-8").splitlines()
     keep = [l for l in lines if not (json.loads(l).get("phase") == phase and json.loads(l).get("epoch", 0) > last_epoch)]
     if len(keep) != len(lines):
-        write_text(path, "".join(l + "\n" for l in keep))
+        atomic_write_text(path, "".join(l + "\n" for l in keep))

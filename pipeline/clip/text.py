@@ -7,15 +7,15 @@ dropout. The tokenizer is byte-level, so no caption is ever out of vocabulary.
 """
 from __future__ import annotations
 
-import os
 import random
 import string
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from clipcurate.pipeline.files import atomic_path
 
 from clipcurate.filters.prompts import ENSEMBLE_TEMPLATES, make_prompt
 
@@ -101,10 +101,8 @@ class ClipTokenizer:
         return ids, lengths
 
     def save(self, path) -> None:
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        self.tokenizer.save(str(tmp))
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            self.tokenizer.save(tmp)
 
     @classmethod
     def load(cls, path, context_length: int) -> "ClipTokenizer":

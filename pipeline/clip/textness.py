@@ -18,6 +18,7 @@ import numpy as np
 from PIL import ImageDraw, ImageFont
 
 from clipcurate.pipeline import synth
+from clipcurate.pipeline.files import atomic_write_text
 
 PROBE_FILE = "textness.json"
 WORDS = ("star", "sale", "hello", "circle", "love", "free", "moon", "cat", "open", "news", "heart", "shop",
@@ -46,10 +47,7 @@ class TextnessProbe:
         return (text_embeddings + strength * self.direction.astype(np.float32)).astype(np.float32)
 
     def save(self, path: str) -> None:
-        tmp = f"{path}.tmp"
-        with open(tmp, "w") as f:
-            json.dump({"weights": self.weights.tolist(), "bias": self.bias}, f)
-        os.replace(tmp, path)
+        atomic_write_text(path, json.dumps({"weights": self.weights.tolist(), "bias": self.bias}))
 
     @classmethod
     def load(cls, path: str) -> "TextnessProbe":
