@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
+from clipcurate.schemas import INTERNAL_KEYS
 from clipcurate.schemas.reasons import REASONS
 
 
@@ -52,7 +53,7 @@ def reject_row(row: dict, reason: str, message: str = "") -> dict:
 
     A row that already has its image keeps a small thumbnail of it.
     """
-    out = {k: v for k, v in row.items() if k not in ("image", "local_path", "invalid_path", "image_embedding", "text_embedding")}
+    out = {k: v for k, v in row.items() if k not in INTERNAL_KEYS}
     if row.get("image") and "thumbnail" not in out:
         out["thumbnail"] = thumbnail(row["image"])
     out["stage"] = REASONS[reason].stage

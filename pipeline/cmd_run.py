@@ -162,6 +162,7 @@ def make_config(args):
     from clipcurate.pipeline.download import DownloadConfig
     from clipcurate.pipeline.fetch import FetchConfig
     from clipcurate.pipeline.images import ImageConfig
+    from clipcurate.pipeline.labelled import labelled_root
     from clipcurate.pipeline.ingest import IngestConfig, InputError, check_input, expand_inputs
     from clipcurate.pipeline.run import RunConfig
     from clipcurate import schemas
@@ -266,7 +267,7 @@ def make_config(args):
                         min_image_size=args.min_image_size, max_image_pixels=args.max_image_pixels)
     download = DownloadConfig(fetch=fetch, image=image, threads=args.threads,
                               max_in_flight=max(8, 4 * args.threads),
-                              local_root=_labelled_root(args.labelled))
+                              local_root=labelled_root(args.labelled) if args.labelled else None)
     work_dir = os.path.join(args.output, "_work", "download")
     download = dataclasses.replace(download, work_dir=work_dir, retry_failed=bool(args.retry_failed),
                                    unit_rows=args.work_unit_rows)
@@ -317,12 +318,6 @@ def curation_configs(args) -> dict:
         raise UsageError(str(err)) from None
     return {"quality": quality, "blocklist": blocklist, "near_dedup": near, "semantic_dedup": semantic,
             "balance": balance}
-
-
-def _labelled_root(path):
-    if not path:
-        return None
-    return os.path.abspath(path if os.path.isdir(path) else os.path.dirname(path) or ".")
 
 
 def options_record(args) -> dict:

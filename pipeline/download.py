@@ -26,6 +26,7 @@ from clipcurate.filters.base import Drop, reject_row
 from clipcurate.pipeline.fetch import FetchConfig, Fetcher
 from clipcurate.pipeline.files import atomic_write
 from clipcurate.pipeline.images import ImageConfig, ImageProcessor
+from clipcurate.pipeline.labelled import resolve_local
 from clipcurate.pipeline.stage import REJECTS, Timer, internal_error
 
 
@@ -60,9 +61,8 @@ def read_local(path: str, root: str | None, max_bytes: int) -> tuple[bytes | Non
     """A labelled image's bytes, only from inside ``root``."""
     if root is None:
         return None, Drop("local_file_error", "local files are read only with --labelled")
-    real_root = os.path.realpath(root)
-    real = os.path.realpath(path)
-    if os.path.commonpath([real_root, real]) != real_root:
+    real = resolve_local(root, path)
+    if real is None:
         return None, Drop("local_file_error", f"{path} lies outside {root}")
     try:
         size = os.path.getsize(real)

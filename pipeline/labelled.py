@@ -40,6 +40,12 @@ class LabelledConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
 
 
+def labelled_root(source) -> str:
+    """The folder labelled images are read from: the source folder itself, or the table's folder."""
+    source = Path(source)
+    return os.path.realpath(source if source.is_dir() else source.parent)
+
+
 def resolve_local(root: str, relpath: str) -> Optional[str]:
     """The absolute real path of ``relpath`` under ``root``, or None when it
     resolves (through ``..`` or symlinks) outside ``root``. The file need not exist."""
@@ -120,7 +126,7 @@ def _read_folder(root: Path, prompt: PromptConfig) -> list[dict]:
     captioner = _Captioner(prompt)
     source_file = str(root.absolute())
     rows: list[dict] = []
-    base = os.path.realpath(root)
+    base = labelled_root(root)
     labels = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _hidden(e.name))
     for raw_label in labels:
         caption, label = captioner(raw_label)
@@ -182,7 +188,7 @@ def _read_table(path: Path, prompt: PromptConfig) -> list[dict]:
         raise UsageError(f"labelled table {path} has no rows")
     used = {LABEL_COLUMN, path_col or URL_COLUMN}
     carried = {c: (carried_name(c) if c in RESERVED_NAMES else c) for c in names if c not in used}
-    base = os.path.realpath(path.parent)
+    base = labelled_root(path)
     source_file = str(path.absolute())
     captioner = _Captioner(prompt)
     rows = []

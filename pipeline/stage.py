@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 import traceback
-from typing import Callable, Iterable, Optional
+from typing import Callable, Optional
 
 import apache_beam as beam
 from apache_beam.metrics import Metrics
@@ -159,12 +159,3 @@ def split(pcoll, label: str, dofn: beam.DoFn):
     """Apply a DoFn with a rejects output; returns (main, rejects)."""
     result = pcoll | label >> beam.ParDo(dofn).with_outputs(REJECTS, main="main")
     return result.main, result[REJECTS]
-
-
-def batched(pcoll, label: str, min_size: int = 16, max_size: int = 512):
-    return pcoll | label >> beam.BatchElements(min_batch_size=min_size, max_batch_size=max_size)
-
-
-def flatten(label: str, pcolls: Iterable):
-    pcolls = tuple(pcolls)
-    return pcolls | label >> beam.Flatten()

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from clipcurate.schemas.reasons import REASONS, STAGES, Reason, reason_stage  # noqa: F401
+from clipcurate.schemas.reasons import FUNNEL, REASONS, Reason  # noqa: F401
 
 # The pair as it enters the pipeline, after ingest (user columns are added).
 INPUT_FIELDS = [

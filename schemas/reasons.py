@@ -15,21 +15,6 @@ class Reason:
     description: str
 
 
-STAGES = (
-    "ingest",
-    "normalize",
-    "dedup",
-    "blocklist",
-    "language",
-    "quality",
-    "download",
-    "image",
-    "image_dedup",
-    "clip",
-    "select",
-    "balance",
-)
-
 # the order rows pass the stages in, for the funnel in stats.json and the report
 FUNNEL = ("ingest", "normalize", "dedup", "blocklist", "quality", "language", "download", "image",
           "image_dedup", "clip", "select", "balance", "internal")
@@ -90,6 +75,3 @@ _TABLE = [
 
 REASONS: dict[str, Reason] = {r.code: r for r in _TABLE}
 
-
-def reason_stage(code: str) -> str:
-    return REASONS[code].stage
