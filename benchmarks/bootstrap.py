@@ -5,7 +5,7 @@ ensemble) on held-out images; and accuracy/AUC with held-out web-style
 captions unlike the training prompts. With --round, also a bootstrapping
 round on web pairs (web-style captions) and the same figures after it.
 
-    .venv/bin/python benchmarks/bootstrap.py [--threads 2] [--epochs N] [--round]
+    .venv/bin/python benchmarks/bootstrap.py [--threads 2] [--epochs N] [--seed S] [--round]
 """
 from __future__ import annotations
 
@@ -54,6 +54,7 @@ def report(model_dir, labels, images, names, tag: str) -> dict:
     web = caption_eval(scorer, images, names, labels, synth.make_web_caption, seed=3)
     print(f"{tag}: zero-shot accuracy {zs.accuracy:.3f} | web-style captions: accuracy {web.accuracy:.3f} "
           f"AUC {web.auc:.3f} (matched {web.matched_mean:.3f} vs mismatched {web.mismatched_mean:.3f})")
+    print(f"{tag}: per label " + ", ".join(f"{k} {v:.2f}" for k, v in sorted(zs.per_label.items(), key=lambda kv: kv[1])))
     return {"zero_shot": zs.accuracy, "web_caption_accuracy": web.accuracy, "web_caption_auc": web.auc}
 
 
@@ -62,6 +63,7 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--epochs", type=int, default=TrainConfig().epochs)
     ap.add_argument("--per-label", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=0, help="training seed (the data are the same for every seed)")
     ap.add_argument("--round", action="store_true", help="also run a bootstrapping round on web-style pairs")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -71,16 +73,16 @@ def main() -> int:
         seed_dir, model_dir = Path(tmp) / "seed", Path(tmp) / "model"
         synth.write_image_folder(seed_dir, labels, per_label=args.per_label, seed=0, size=size)
         images, names = held_out(labels, 50, seed=1, size=size)
-        config = TrainConfig(epochs=args.epochs)
+        config = TrainConfig(epochs=args.epochs, seed=args.seed)
         model_config = ClipConfig()  # 64-px images in, the model's own input size (default 32)
         samples = load_training_samples(seed_dir, model_config.image_size)
         t0 = time.perf_counter()
         _, summary = train_bootstrap(seed_dir, model_dir, model_config, config, samples=samples)
         wall = time.perf_counter() - t0
-        print(f"train: {len(samples[0])} images x {args.epochs} epochs on {args.threads} threads: "
+        print(f"train (seed {args.seed}): {len(samples[0])} images x {args.epochs} epochs on {args.threads} threads: "
               f"wall {wall:.1f}s, {summary.images_per_s:.0f} images/s, {wall / args.epochs:.2f}s per epoch")
-        results = {"wall_s": wall, "images_per_s": summary.images_per_s, "epochs": args.epochs,
-                   "seed": report(model_dir, labels, images, names, "seed model")}
+        results = {"wall_s": wall, "images_per_s": summary.images_per_s, "epochs": args.epochs, "seed": args.seed,
+                   "seed_model": report(model_dir, labels, images, names, "seed model")}
         if args.round:
             pairs = web_pairs(labels, 500, seed=2, size=size)
             t0 = time.perf_counter()
