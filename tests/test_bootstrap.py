@@ -28,7 +28,7 @@ def test_bootstrap_cli_writes_a_model_and_eval_prints_accuracy(tmp_path, capsys)
     synth.write_image_folder(seed, ["circle", "star", "ring"], per_label=4, seed=0, size=32)
     model = tmp_path / "model"
     argv = ["bootstrap", str(seed), "--output", str(model), "--epochs", "2", "--batch-size", "6",
-            "--image-size", "32", "--device", "cpu", "--seed", "1"]
+            "--image-size", "32", "--device", "cpu", "--seed", "1", "--vision-layers", "2"]
     assert cli(argv) == 0
     for name in ("model.safetensors", "config.json", "tokenizer.json", "train_log.jsonl", "checkpoint.pt"):
         assert (model / name).is_file()
@@ -36,6 +36,7 @@ def test_bootstrap_cli_writes_a_model_and_eval_prints_accuracy(tmp_path, capsys)
     assert "epoch 2/2" in err and "img/s" in err
     config = json.loads((model / "config.json").read_text())
     assert config["clip"]["image_size"] == 32 and config["labels"] == ["circle", "ring", "star"]
+    assert config["clip"]["vision_layers"] == 2 and config["clip"]["text_layers"] == 1
     assert cli(argv) == 0  # rerun: already finished, resumes to nothing
     assert "already finished" in capsys.readouterr().err
 
@@ -81,3 +82,7 @@ def test_bootstrap_cli_errors_are_one_line(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
     assert cli(["eval", str(tmp_path), "--labelled", str(tmp_path)]) == 2
     assert "not a bootstrap CLIP folder" in capsys.readouterr().err
+    synth.write_image_folder(tmp_path / "seed", ["circle", "star"], per_label=2, seed=0, size=32)
+    assert cli(["bootstrap", str(tmp_path / "seed"), "--output", str(tmp_path / "m"), "--text-layers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 1 transformer layer" in err and "Traceback" not in err

@@ -28,6 +28,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--image-size", type=int, default=model_defaults.image_size,
                         help="the model's input resolution (images are resized to it)")
+    parser.add_argument("--vision-layers", type=int, default=model_defaults.vision_layers,
+                        help="transformer blocks in the image tower (default %(default)s)")
+    parser.add_argument("--text-layers", type=int, default=model_defaults.text_layers,
+                        help="transformer blocks in the text tower (default %(default)s)")
     parser.add_argument("--resume", action="store_true", default=True,
                         help="continue from MODEL_DIR/checkpoint.pt if present (default)")
     parser.add_argument("--no-resume", dest="resume", action="store_false", help="start over")
@@ -56,7 +60,8 @@ def main(args) -> int:
         if not shard_files(shards):
             raise UsageError(f"--bootstrap-round {shards}: no .tar shards there")
     try:
-        model_config = ClipConfig(image_size=args.image_size)
+        model_config = ClipConfig(image_size=args.image_size, vision_layers=args.vision_layers,
+                                  text_layers=args.text_layers)
         config = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
                              device=args.device, progress=not args.quiet)
         round_config = RoundConfig(

@@ -23,10 +23,10 @@ class ClipConfig:
     image_size: int = 32
     patch_size: int = 8
     vision_width: int = 128
-    vision_layers: int = 2
+    vision_layers: int = 1
     vision_heads: int = 4
     text_width: int = 128
-    text_layers: int = 2
+    text_layers: int = 1
     text_heads: int = 4
     context_length: int = 32
     vocab_size: int = 4096
@@ -43,6 +43,8 @@ class ClipConfig:
             raise ValueError(f"stem must be conv or linear, not {self.stem!r}")
         if self.stem == "conv" and self.patch_size & (self.patch_size - 1):
             raise ValueError(f"a conv stem needs a power-of-two patch size, not {self.patch_size}")
+        if self.vision_layers < 1 or self.text_layers < 1:
+            raise ValueError("each tower needs at least 1 transformer layer")
         if self.image_size % self.patch_size:
             raise ValueError(f"image size {self.image_size} is not a multiple of patch size {self.patch_size}")
         for width, heads in ((self.vision_width, self.vision_heads), (self.text_width, self.text_heads)):
