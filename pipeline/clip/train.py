@@ -36,7 +36,7 @@ WEB_CAPTION_STYLE = PromptStyle(word_dropout=0.05, made_up_word=0.1)
 
 @dataclass(frozen=True)
 class TrainConfig:
-    epochs: int = 100
+    epochs: int = 90
     batch_size: int = 32
     lr: float = 1e-3
     weight_decay: float = 0.05
