@@ -34,7 +34,7 @@ class Sample:
 @dataclass(frozen=True)
 class AugmentConfig:
     # mild crops: stronger ones (0.8-1 of the area, 3:4-4:3) cost ~5 points of zero-shot
-    # accuracy at the same training time (benchmarks/bootstrap.py)
+    # accuracy at the same training time (on benchmarks/bootstrap.py's data)
     crop_scale: tuple[float, float] = (0.9, 1.0)
     crop_ratio: tuple[float, float] = (0.9, 1.1)
     flip: float = 0.5
@@ -111,7 +111,8 @@ def _jitter(pixels: torch.Tensor, generator: torch.Generator, config: AugmentCon
     luma = torch.tensor([0.299, 0.587, 0.114], dtype=pixels.dtype).view(1, 3, 1, 1)
     x = x * factors[:, 0]                                                   # brightness
     gray = (x * luma).sum(dim=1, keepdim=True)
-    x = gray.mean(dim=(2, 3), keepdim=True) + factors[:, 1] * (x - gray.mean(dim=(2, 3), keepdim=True))  # contrast
+    level = gray.mean(dim=(2, 3), keepdim=True)
+    x = level + factors[:, 1] * (x - level)                                 # contrast
     gray = (x * luma).sum(dim=1, keepdim=True)
     x = gray + factors[:, 2] * (x - gray)                                   # saturation
     if config.grayscale:
@@ -120,13 +121,11 @@ def _jitter(pixels: torch.Tensor, generator: torch.Generator, config: AugmentCon
     return (x.clamp(0, 1) - mean) / std
 
 
-def augment_batch(pixels: torch.Tensor, generator: torch.Generator, config: AugmentConfig = AugmentConfig(),
-                  mean=None, std=None) -> torch.Tensor:
+def augment_batch(pixels: torch.Tensor, generator: torch.Generator, mean, std,
+                  config: AugmentConfig = AugmentConfig()) -> torch.Tensor:
     """Colour and orientation augmentation of a batch (n, 3, h, w) normalized with ``mean`` and ``std``, per image."""
     n = pixels.shape[0]
     if config.jitter or config.grayscale:
-        if mean is None or std is None:
-            raise ValueError("colour jitter needs the normalization mean and std")
         pixels = _jitter(pixels, generator, config, mean, std)
     if config.channel_shuffle:
         perms = torch.stack([torch.randperm(3, generator=generator) for _ in range(n)])

@@ -172,7 +172,7 @@ def run_phase(model: Clip, tokenizer: ClipTokenizer, samples: Sequence[Sample], 
         losses, seen = [], 0
         for idx in _batches(len(samples), config, epoch):
             images, texts = _texts_and_images(samples, idx, config, phase, epoch, size)
-            pixels = augment_batch(to_tensor(images, cfg.mean, cfg.std), generator, config.augment, cfg.mean, cfg.std)
+            pixels = augment_batch(to_tensor(images, cfg.mean, cfg.std), generator, cfg.mean, cfg.std, config.augment)
             pixels = pixels.to(device, non_blocking=True)
             tokens, lengths = (t.to(device) for t in tokenizer(texts))
             groups = groups_all[torch.as_tensor(idx)].to(device)
