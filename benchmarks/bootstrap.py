@@ -14,13 +14,12 @@ import json
 import sys
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from clipcurate.pipeline import synth
+from clipcurate.pipeline.demo import synth
 from clipcurate.pipeline.clip.evaluate import caption_eval, zero_shot
 from clipcurate.pipeline.clip.model import ClipConfig
 from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig

@@ -21,7 +21,6 @@ from typing import Optional
 import numpy as np
 
 from clipcurate.filters.base import Drop
-from clipcurate.pipeline.files import atomic_path
 
 UNDETERMINED = "und"
 
@@ -162,8 +161,10 @@ def _profiles_fingerprint(profile_dir: str) -> str:
 def build_profile_cache(path: str = DEFAULT_CACHE, profile_dir: Optional[str] = None) -> str:
     """Write the installed profiles as a compact .npz that loads several times faster."""
     arrays = read_profiles(profile_dir)
-    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+    tmp = f"{path}.tmp-{os.getpid()}"  # written whole, then renamed: a reader never sees half a cache
+    with open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
+    os.replace(tmp, path)
     return path
 
 

@@ -7,7 +7,7 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from clipcurate.filters.balance import BalanceConfig, EntryMatcher, entry_rank, load_entries
-from clipcurate.pipeline.curate import Balance
+from clipcurate.pipeline.stages.curate import Balance
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import tarfile
 
 import numpy as np
 
-from clipcurate.pipeline import synth
+from clipcurate.pipeline.demo import synth
 from clipcurate.pipeline.cli import main as cli
 
 

@@ -87,7 +87,7 @@ def test_progress_lines_on_stderr(web, tmp_path):
 def test_a_mistyped_option_is_an_error_but_beam_options_pass(table, tmp_path):
     one_line_error(clipcurate("run", "--input", str(table), "--caption-col", "text", "--output", str(tmp_path / "o"),
                               "--languges", "en"), "--languges")
-    from clipcurate.pipeline.cmd_run import unknown_beam_args
+    from clipcurate.pipeline.cli.run import unknown_beam_args
 
     assert unknown_beam_args(["--project", "P", "--region", "r", "--temp_location", "gs://b/t",
                               "--setup_file", "./setup.py", "--flink_master", "host:8081"]) == []

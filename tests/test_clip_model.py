@@ -8,13 +8,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from clipcurate.pipeline import synth
+from clipcurate.pipeline.demo import synth
 from clipcurate.pipeline.clip import store
 from clipcurate.pipeline.clip.data import Sample, augment, read_shard_pairs
 from clipcurate.pipeline.clip.model import Clip, ClipConfig, contrastive_loss
 from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
 from clipcurate.pipeline.clip.text import ClipTokenizer, perturb_caption, sample_prompt, seed_corpus, train_tokenizer
-from clipcurate.pipeline.clip.train import TrainConfig, run_phase, train_bootstrap
+from clipcurate.pipeline.clip.train import TrainConfig, train_bootstrap
 
 TINY = ClipConfig(image_size=32, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2,
                   text_width=32, text_layers=1, text_heads=2, context_length=16, embed_dim=32)

@@ -11,9 +11,9 @@ from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
 from clipcurate.pipeline import cli
-from clipcurate.pipeline.crawl import CrawlConfig, Frontier, crawl, parse_page
-from clipcurate.pipeline.crawl_beam import Crawl
-from clipcurate.pipeline.fetch import FetchConfig
+from clipcurate.pipeline.sources.crawler import CrawlConfig, Frontier, crawl, parse_page
+from clipcurate.pipeline.sources.crawl import Crawl
+from clipcurate.pipeline.net.fetch import FetchConfig
 from webserver import Route, start_server
 
 HTML = "text/html; charset=utf-8"

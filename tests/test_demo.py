@@ -9,7 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from clipcurate.pipeline.cli import main as cli_main
-from clipcurate.pipeline.cmd_demo import truth_rates
+from clipcurate.pipeline.cli.demo import truth_rates
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from clipcurate.pipeline.fetch import FetchConfig, Fetcher, address_is_public
+from clipcurate.pipeline.net.fetch import FetchConfig, Fetcher, address_is_public
 from webserver import Route, make_jpeg, start_server
 
 HANG_SLACK = 2.0  # a bound on hanging, not a speed target

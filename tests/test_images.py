@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from clipcurate.pipeline.images import ImageConfig, ImageProcessor
+from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
 from webserver import make_bomb_png, make_image, make_jpeg, make_png, truncate
 
 
@@ -221,7 +221,7 @@ def test_stdout_survives_threaded_resizing(tmp_path):
         "import io, threading, sys\n"
         f"sys.path.insert(0, {os.path.dirname(__file__)!r})\n"
         "from webserver import make_jpeg\n"
-        "from clipcurate.pipeline.images import ImageProcessor\n"
+        "from clipcurate.pipeline.media.images import ImageProcessor\n"
         "p = ImageProcessor(); raw = make_jpeg(300, 200)\n"
         "ts = [threading.Thread(target=lambda: [p(raw) for _ in range(10)]) for _ in range(8)]\n"
         "[t.start() for t in ts]; [t.join() for t in ts]\n"
@@ -236,7 +236,7 @@ def test_stdout_survives_threaded_resizing(tmp_path):
 def test_plain_rgb_png_passes_through_the_completeness_check():
     from webserver import make_png
 
-    from clipcurate.pipeline.images import ImageConfig, ImageProcessor
+    from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
 
     image, drop = ImageProcessor(ImageConfig(image_size=64))(make_png(320, 320, seed=5))
     assert drop is None and (image.original_width, image.original_height) == (320, 320)

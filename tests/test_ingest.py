@@ -11,8 +11,8 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from clipcurate.pipeline.ingest import FileReader, IngestConfig, InputError, check_input, expand_inputs
-from clipcurate.pipeline.normalize import Normalize
+from clipcurate.pipeline.sources.tables import FileReader, IngestConfig, InputError, check_input, expand_inputs
+from clipcurate.pipeline.stages.normalize import Normalize
 from clipcurate.filters.normalize import NormalizeConfig
 
 ROWS = [("http://a.example/1.jpg", "one", "x"), ("http://a.example/2.jpg", "two, with comma", "y")]

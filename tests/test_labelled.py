@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 
 from clipcurate.filters.prompts import PromptConfig
-from clipcurate.pipeline.cli import UsageError
-from clipcurate.pipeline.labelled import LabelledConfig, list_labels, read_labelled, resolve_local
+from clipcurate.pipeline.sources.errors import InputError
+from clipcurate.pipeline.sources.labelled import LabelledConfig, list_labels, read_labelled, resolve_local
 
 
 def _image(path, colour, fmt=None):
@@ -136,7 +136,7 @@ def test_table_with_urls(tmp_path):
 
 def test_errors_are_one_line_usage_errors(tmp_path):
     def error(source):
-        with pytest.raises(UsageError) as info:
+        with pytest.raises(InputError) as info:
             read_labelled(LabelledConfig(str(source)))
         assert "\n" not in str(info.value)
         return str(info.value)

@@ -8,7 +8,7 @@ import os
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from clipcurate.pipeline import synth
+from clipcurate.pipeline.demo import synth
 from clipcurate.pipeline.cli import main as cli_main
 from webserver import make_jpeg
 

@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from PIL import Image, ImageDraw
 
 from clipcurate.filters.phash import band_keys, hamming, phash
-from clipcurate.pipeline.near_dedup import NearDedup, NearDedupConfig
+from clipcurate.pipeline.stages.dedup.near import NearDedup, NearDedupConfig
 
 
 def scene(seed: int, size=(320, 240)) -> Image.Image:

@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from clipcurate.filters.blocklist import BlocklistConfig, BlocklistError, HashBlocklist, UrlBlocklist, check_config
 from clipcurate.filters.normalize import normalize_url
 from clipcurate.filters.quality import CaptionQuality, ImageQuality, QualityConfig
-from clipcurate.pipeline.curate import BlocklistHashes, BlocklistUrls, CaptionQualityStage, ImageQualityStage
+from clipcurate.pipeline.stages.curate import BlocklistHashes, BlocklistUrls, CaptionQualityStage, ImageQualityStage
 
 DATACOMP = QualityConfig(min_short_side=200, max_aspect_ratio=3.0, min_words=3, max_words=50)
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from clipcurate.pipeline import cli
-from clipcurate.pipeline.report import ReportConfig, render_report
+from clipcurate.pipeline.inspect.report import ReportConfig, render_report
 from fake_output import EVIL_CAPTION, REJECT_KINDS, URL_CAPTION, write_fake_output
 
 

@@ -7,7 +7,7 @@ import pytest
 from apache_beam.testing.test_pipeline import TestPipeline
 from apache_beam.testing.util import assert_that, equal_to
 
-from clipcurate.pipeline.semantic_dedup import SemanticDedup, SemanticDedupConfig, kmeans
+from clipcurate.pipeline.stages.dedup.semantic import SemanticDedup, SemanticDedupConfig, kmeans
 
 DIM = 32
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from clipcurate.pipeline import synth
+from clipcurate.pipeline.demo import synth
 from clipcurate.pipeline.clip.data import Sample
 from clipcurate.pipeline.clip.model import ClipConfig
 from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig

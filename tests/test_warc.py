@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from clipcurate.pipeline.warc import ReadWarc, WarcConfig, is_reject, iter_pairs
+from clipcurate.pipeline.sources.warc import ReadWarc, WarcConfig, is_reject, iter_pairs
 
 PAGE = "http://example.com/a/page.html"
 LATIN = "http://example.com/latin.html"

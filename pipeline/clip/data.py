@@ -189,7 +189,7 @@ def read_shard_pairs(path) -> list[tuple[bytes, str]]:
 
 def read_seed_folder(source, max_side: int) -> list[Sample]:
     """Decoded samples of a labelled folder or table (via ``pipeline.labelled``); group = label index."""
-    from clipcurate.pipeline.labelled import LabelledConfig, read_labelled
+    from clipcurate.pipeline.sources.labelled import LabelledConfig, read_labelled
 
     rows = [r for r in read_labelled(LabelledConfig(source=str(source))) if r.get("local_path") and r.get("label")]
     labels = sorted({r["label"] for r in rows})

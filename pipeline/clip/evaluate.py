@@ -61,7 +61,7 @@ def zero_shot(scorer: ClipScorer, images: Sequence[bytes], labels: Sequence[str]
 
 def evaluate_folder(scorer: ClipScorer, source) -> ZeroShotResult:
     """Zero-shot accuracy on a labelled folder or table (its local images)."""
-    from clipcurate.pipeline.labelled import LabelledConfig, read_labelled
+    from clipcurate.pipeline.sources.labelled import LabelledConfig, read_labelled
 
     rows = [r for r in read_labelled(LabelledConfig(source=str(source))) if r.get("local_path") and r.get("label")]
     images, labels = [], []

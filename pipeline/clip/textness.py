@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ImageDraw, ImageFont
 
-from clipcurate.pipeline import synth
+from clipcurate.pipeline.media import draw
 from clipcurate.pipeline.files import atomic_write_text
 
 PROBE_FILE = "textness.json"
@@ -82,14 +82,14 @@ def rendered_pairs(n: int, size: int, seed: int = 0) -> tuple[list[bytes], np.nd
     rng = np.random.default_rng([seed, 42])
     images, labels = [], []
     for i in range(n):
-        label = synth.LABELS[i % len(synth.LABELS)]
-        picture = synth.make_image(label, rng, size)
-        images.append(synth.encode_jpeg(picture, 90))
+        label = draw.LABELS[i % len(draw.LABELS)]
+        picture = draw.make_image(label, rng, size)
+        images.append(draw.encode_jpeg(picture, 90))
         labels.append(0)
         word = WORDS[int(rng.integers(len(WORDS)))]
         # half the words written over the picture, half alone on a plain background
-        texty = draw_word(picture, word, rng) if i % 2 == 0 else synth.make_text_image(word, rng, size)
-        images.append(synth.encode_jpeg(texty, 90))
+        texty = draw_word(picture, word, rng) if i % 2 == 0 else draw.make_text_image(word, rng, size)
+        images.append(draw.encode_jpeg(texty, 90))
         labels.append(1)
     return images, np.asarray(labels, dtype=np.float64)
 

@@ -1,0 +1,151 @@
+"""The whole pipeline: one RunConfig in, one Beam pipeline of composite transforms out.
+
+    ingest -> normalize -> dedup(url, caption) -> language -> prompts
+      -> download+resize -> dedup(image) -> [CLIP score -> select] -> write shards
+    every stage's rejects -> write rejects
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+import pyarrow as pa
+from apache_beam.options.pipeline_options import PipelineOptions
+
+from clipcurate.filters.balance import BalanceConfig
+from clipcurate.filters.blocklist import BlocklistConfig
+from clipcurate.filters.language import LanguageConfig
+from clipcurate.filters.normalize import NormalizeConfig
+from clipcurate.filters.prompts import PromptConfig
+from clipcurate.filters.quality import QualityConfig
+from clipcurate.pipeline.stages.curate import Balance, BlocklistHashes, BlocklistUrls, CaptionQualityStage, ImageQualityStage
+from clipcurate.pipeline.stages.dedup.exact import DedupImages, DedupPairs
+from clipcurate.pipeline.stages.download import Download, DownloadConfig
+from clipcurate.pipeline.sources.tables import Ingest, IngestConfig
+from clipcurate.pipeline.stages.language import IdentifyLanguage
+from clipcurate.pipeline.stages.dedup.near import NearDedup, NearDedupConfig
+from clipcurate.pipeline.stages.normalize import Normalize
+from clipcurate.pipeline.stages.prompts import MakePrompts
+from clipcurate.pipeline.sinks.shards import WriteConfig, WriteRejects, WriteShards
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    write: WriteConfig
+    ingest: IngestConfig | None = None          # tables of pairs
+    input_schema: pa.Schema | None = None       # their unified schema, checked up front
+    labelled_rows: tuple = ()                   # rows from --labelled, already read
+    crawl: object | None = None                 # crawl.CrawlConfig for --seeds
+    warc: object | None = None                  # warc.WarcConfig for --warc
+    normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    language: LanguageConfig = field(default_factory=LanguageConfig)
+    prompts: PromptConfig = field(default_factory=PromptConfig)
+    download: DownloadConfig = field(default_factory=DownloadConfig)
+    quality: QualityConfig = field(default_factory=QualityConfig)
+    blocklist: BlocklistConfig = field(default_factory=BlocklistConfig)
+    near_dedup: NearDedupConfig | None = field(default_factory=NearDedupConfig)
+    score: object | None = None                 # score.ScoreConfig when --clip is given
+    semantic_dedup: object | None = None        # semantic_dedup.SemanticDedupConfig (needs --clip)
+    select: object | None = None                # select.SelectConfig when --clip is given
+    balance: BalanceConfig | None = None
+
+
+def build(p: beam.Pipeline, config: RunConfig):
+    """Add every stage to ``p``; returns the PCollections of shard sizes and reject counts."""
+    rejects = []
+    sources = []
+    if config.ingest is not None:
+        batches, bad = p | "Ingest" >> Ingest(config.ingest, config.input_schema)
+        sources.append(batches)
+        rejects.append(bad)
+    if config.crawl is not None:
+        from clipcurate.pipeline.sources.crawl import Crawl
+
+        sources.append(p | "Crawl" >> Crawl(config.crawl))
+    if config.warc is not None:
+        from clipcurate.pipeline.sources.warc import ReadWarc
+
+        batches, bad = p | "ReadWarc" >> ReadWarc(config.warc)
+        sources.append(batches)
+        rejects.append(bad)
+    if config.labelled_rows:
+        sources.append(p | "Labelled" >> beam.Create(list(config.labelled_rows)))
+    raw = sources[0] if len(sources) == 1 else tuple(sources) | "Sources" >> beam.Flatten()
+
+    stages = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
+    if config.blocklist.url_files:
+        stages.append(("BlockUrls", BlocklistUrls(config.blocklist)))
+    stages += [("Language", IdentifyLanguage(config.language)), ("Prompts", MakePrompts(config.prompts))]
+    if config.quality.checks_captions:
+        stages.append(("CaptionQuality", CaptionQualityStage(config.quality)))
+    stages += [("Download", Download(config.download)), ("DedupImages", DedupImages())]
+    if config.blocklist.hash_files:
+        stages.append(("BlockHashes", BlocklistHashes(config.blocklist)))
+    if config.quality.checks_images:
+        stages.append(("ImageQuality", ImageQualityStage(config.quality)))
+    if config.near_dedup is not None:
+        stages.append(("NearDedup", NearDedup(config.near_dedup)))
+    if config.score is not None:
+        from clipcurate.pipeline.stages.score import Score
+        from clipcurate.pipeline.stages.select import Select
+
+        stages.append(("Score", Score(config.score)))
+        if config.semantic_dedup is not None:
+            from clipcurate.pipeline.stages.dedup.semantic import SemanticDedup
+
+            stages.append(("SemanticDedup", SemanticDedup(config.semantic_dedup)))
+        stages.append(("Select", Select(config.select)))
+    if config.balance is not None:
+        stages.append(("Balance", Balance(config.balance)))
+
+    rows = raw
+    for label, stage in stages:
+        rows, bad = rows | label >> stage
+        rejects.append(bad)
+
+    sizes = rows | "WriteShards" >> WriteShards(config.write)
+    counts = tuple(rejects) | "AllRejects" >> beam.Flatten() | "WriteRejects" >> WriteRejects(config.write)
+    return sizes, counts
+
+
+def input_rows_metric(result) -> int | None:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace("clipcurate").with_name("input_rows"))
+        counters = found.get("counters", [])
+        return int(sum(c.committed or 0 for c in counters)) if counters else 0
+    except (NotImplementedError, AttributeError, KeyError):
+        return None
+
+
+def stage_times(result) -> dict:
+    from apache_beam.metrics.metric import MetricsFilter
+
+    out = {}
+    try:
+        found = result.metrics().query(MetricsFilter().with_namespace("clipcurate"))
+    except (NotImplementedError, AttributeError):
+        return out
+    for d in found.get("distributions", []):
+        name = d.key.metric.name
+        if name.startswith("ms_") and d.committed is not None:
+            out[name[3:]] = round(out.get(name[3:], 0.0) + d.committed.sum / 1000.0, 3)
+    return out
+
+
+def run(config: RunConfig, options: PipelineOptions) -> dict:
+    """Run the pipeline to the end; returns what stats.json needs from the run itself."""
+    os.makedirs(os.path.join(config.write.output_dir, "shards"), exist_ok=True)
+    os.makedirs(os.path.join(config.write.output_dir, "rejects"), exist_ok=True)
+    start = time.time()
+    p = beam.Pipeline(options=options)
+    build(p, config)
+    result = p.run()
+    result.wait_until_finish()
+    input_rows = input_rows_metric(result)
+    if config.labelled_rows and input_rows is not None:
+        input_rows += len(config.labelled_rows)
+    return {"input_rows": input_rows, "total_s": round(time.time() - start, 3), "stages": stage_times(result)}

@@ -1,0 +1,187 @@
+"""Write the output: WebDataset tar shards with a Parquet file each, sizes.json, rejects.
+
+Shard contents are deterministic and independent of the runner's bundling:
+samples are range-partitioned by key into buckets, each bucket sorted, and a
+sample's global rank (its position in key order) decides its shard, so every
+shard but the last holds exactly ``samples_per_shard`` samples. Every file is
+written under a temporary name and renamed into place, so a killed run never
+leaves a half shard that looks whole.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import tarfile
+from dataclasses import dataclass
+
+import apache_beam as beam
+import numpy as np
+import pyarrow as pa
+
+from clipcurate import schemas
+from clipcurate.pipeline.stages.dedup.exact import input_order
+from clipcurate.pipeline.files import atomic_write, write_table
+from clipcurate.pipeline.stages.base import Timer
+
+
+@dataclass(frozen=True)
+class WriteConfig:
+    output_dir: str
+    samples_per_shard: int = 5000
+    extra_fields: tuple = ()  # user columns: tuple of pyarrow fields
+    row_group_rows: int = 100_000
+
+
+def shards_dir(out: str) -> str:
+    return os.path.join(out, "shards")
+
+
+def rejects_dir(out: str) -> str:
+    return os.path.join(out, "rejects")
+
+
+def _json_value(value):
+    if isinstance(value, bytes):
+        return None
+    if isinstance(value, (np.floating, np.integer)):
+        return value.item()
+    return str(value)
+
+
+def sample_metadata(sample: dict, names: list[str]) -> dict:
+    return {n: sample.get(n) for n in names}
+
+
+def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = len(data)
+    info.mtime = 0
+    info.mode = 0o644
+    info.uname = info.gname = ""
+    tar.addfile(info, io.BytesIO(data))
+
+
+def _array(values: list, type_: pa.DataType) -> pa.Array:
+    try:
+        return pa.array(values, type=type_)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
+        text = pa.array([None if v is None else str(v) for v in values], pa.string())
+        return text if pa.types.is_string(type_) else text.cast(type_, safe=False)
+
+
+def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Rows as a table of ``schema``; fields a row lacks are null."""
+    return pa.Table.from_arrays([_array([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema)
+
+
+def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) -> tuple[str, int]:
+    """Write NNNNN.tar (+ .parquet, + embeddings .npy when scored); returns (tar name, count)."""
+    samples = sorted(samples, key=lambda s: s["key"])
+    schema = schemas.sample_schema(list(config.extra_fields))
+    names = schema.names
+    base = os.path.join(shards_dir(out), f"{shard:05d}")
+    write_table(base + ".parquet", to_table(samples, schema), config.row_group_rows)
+    for emb in ("image_embedding", "text_embedding"):
+        if samples and samples[0].get(emb) is not None:
+            buf = io.BytesIO()
+            np.save(buf, np.stack([np.asarray(s[emb], dtype=np.float16) for s in samples]))
+            atomic_write(f"{base}.{emb}.npy", buf.getvalue())
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
+        for s in samples:
+            meta = json.dumps(sample_metadata(s, names), ensure_ascii=False, sort_keys=True, default=_json_value)
+            _tar_member(tar, f"{s['key']}.jpg", s["image"])
+            _tar_member(tar, f"{s['key']}.txt", s["caption"].encode("utf-8"))
+            _tar_member(tar, f"{s['key']}.json", meta.encode("utf-8"))
+    atomic_write(base + ".tar", buf.getvalue())
+    return f"{shard:05d}.tar", len(samples)
+
+
+def bucket_of(key: str, buckets: int) -> int:
+    """Range partition on the key's first 32 bits: bucket order is key order."""
+    return (int(key[:8], 16) * buckets) >> 32
+
+
+class _AssignShards(beam.DoFn):
+    def __init__(self, samples_per_shard: int):
+        self.n = samples_per_shard
+
+    def process(self, item, bucket_counts):
+        bucket, samples = item
+        offset = sum(c for b, c in bucket_counts.items() if b < bucket)
+        for i, s in enumerate(sorted(samples, key=lambda s: s["key"])):
+            yield (offset + i) // self.n, s
+
+
+class _WriteShard(beam.DoFn):
+    def __init__(self, config: WriteConfig):
+        self.config = config
+
+    def setup(self):
+        self.timer = Timer("write")
+
+    def process(self, item):
+        shard, samples = item
+        samples = list(samples)
+        self.timer.count(len(samples))
+        with self.timer:
+            result = write_shard(self.config.output_dir, shard, samples, self.config)
+        yield result
+
+
+def _write_sizes(sizes: list, out: str) -> int:
+    data = {name: n for name, n in sorted(sizes)}
+    atomic_write(os.path.join(shards_dir(out), "sizes.json"), json.dumps(data, indent=1).encode())
+    return len(data)
+
+
+class WriteShards(beam.PTransform):
+    def __init__(self, config: WriteConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, samples):
+        n = self.config.samples_per_shard
+        total = samples | "Count" >> beam.combiners.Count.Globally()
+        keyed = samples | "Bucket" >> beam.Map(
+            lambda s, t: (bucket_of(s["key"], max(1, math.ceil(t / n))), s), beam.pvalue.AsSingleton(total))
+        counts = (keyed | "BucketIds" >> beam.Map(lambda kv: kv[0])
+                  | "BucketCounts" >> beam.combiners.Count.PerElement())
+        sizes = (
+            keyed
+            | "GroupBucket" >> beam.GroupByKey()
+            | "Rank" >> beam.ParDo(_AssignShards(n), beam.pvalue.AsDict(counts))
+            | "GroupShard" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(_WriteShard(self.config))
+        )
+        return (sizes | "AllSizes" >> beam.combiners.ToList()
+                | "SizesJson" >> beam.Map(_write_sizes, self.config.output_dir))
+
+
+class _WriteRejects(beam.DoFn):
+    def __init__(self, config: WriteConfig):
+        self.config = config
+
+    def process(self, item):
+        stage, rows = item
+        rows = sorted(rows, key=input_order)
+        schema = schemas.reject_schema(list(self.config.extra_fields))
+        path = os.path.join(rejects_dir(self.config.output_dir), f"{stage}.parquet")
+        write_table(path, to_table(rows, schema), self.config.row_group_rows)
+        yield stage, len(rows)
+
+
+class WriteRejects(beam.PTransform):
+    def __init__(self, config: WriteConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, rejects):
+        return (
+            rejects
+            | "ByStage" >> beam.Map(lambda r: (r.get("stage") or "internal", r))
+            | "GroupStage" >> beam.GroupByKey()
+            | "Write" >> beam.ParDo(_WriteRejects(self.config))
+        )

@@ -1,0 +1,229 @@
+"""Labelled datasets as a source: each image becomes a pair captioned by its label's prompt.
+
+Two layouts:
+
+- an ImageFolder tree, one sub-folder per label (images may sit deeper inside
+  it), local files with the extensions in ``IMAGE_EXTENSIONS``, hidden files
+  and folders skipped;
+- a table (.parquet, .csv, .tsv, .jsonl) with a ``label`` column and either a
+  local path column (``path``, ``image_path`` or ``file``, relative to the
+  table's folder) or a ``url`` column.
+
+Local files are read only from inside the root (the folder, or the table's
+folder). A row whose path resolves outside it (``..``, a symlink) is kept with
+``local_path=None`` and ``invalid_path=True``, so the download stage rejects it
+as ``local_file_error``; nothing is dropped here.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+from clipcurate.filters.prompts import PromptConfig, clean_label, make_prompt
+from clipcurate.pipeline.sources.errors import InputError
+from clipcurate.schemas import RESERVED_NAMES, carried_name
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
+TABLE_EXTENSIONS = (".parquet", ".csv", ".tsv", ".jsonl")
+PATH_COLUMNS = ("path", "image_path", "file")
+URL_COLUMN = "url"
+LABEL_COLUMN = "label"
+
+
+@dataclass(frozen=True)
+class LabelledConfig:
+    """``source``: an ImageFolder directory or a table file; ``prompt``: how labels become captions."""
+
+    source: str
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+
+
+def labelled_root(source) -> str:
+    """The folder labelled images are read from: the source folder itself, or the table's folder."""
+    source = Path(source)
+    return os.path.realpath(source if source.is_dir() else source.parent)
+
+
+def resolve_local(root: str, relpath: str) -> Optional[str]:
+    """The absolute real path of ``relpath`` under ``root``, or None when it
+    resolves (through ``..`` or symlinks) outside ``root``. The file need not exist."""
+    try:
+        return _resolve_under(os.path.realpath(root), relpath)
+    except (ValueError, OSError):
+        return None
+
+
+def _resolve_under(base: str, relpath: str) -> Optional[str]:
+    try:
+        target = os.path.realpath(os.path.join(base, relpath))
+    except (ValueError, OSError):
+        return None
+    if target == base or os.path.commonpath([base, target]) != base:
+        return None
+    return target
+
+
+class _Captioner:
+    """Label string -> (caption, cleaned label), once per distinct label."""
+
+    def __init__(self, config: PromptConfig):
+        self.config = config
+        self._cache: dict[str, tuple[str, str]] = {}
+
+    def __call__(self, raw) -> tuple[str, str]:
+        if raw is None:
+            return "", ""
+        raw = str(raw)
+        if raw not in self._cache:
+            label = clean_label(raw)
+            if not label:
+                caption = ""
+            elif self.config.enabled:
+                caption = make_prompt(label, self.config.template, self.config.domain)
+            else:
+                caption = label
+            self._cache[raw] = (caption, label)
+        return self._cache[raw]
+
+
+# --- ImageFolder ---------------------------------------------------------------
+
+def _hidden(name: str) -> bool:
+    return name.startswith(".")
+
+
+def _image_files(label_dir: Path) -> list[str]:
+    """Image paths under ``label_dir``, relative to it, posix, sorted; follows
+    symlinked folders once (their files are checked against the root later)."""
+    found: list[str] = []
+    seen: set[str] = set()
+
+    def walk(folder: Path, prefix: str) -> None:
+        real = os.path.realpath(folder)
+        if real in seen:
+            return
+        seen.add(real)
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except OSError:
+            return
+        for entry in entries:
+            if _hidden(entry.name):
+                continue
+            rel = prefix + entry.name
+            if entry.is_dir():  # follows symlinks
+                walk(Path(entry.path), rel + "/")
+            elif os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS:
+                found.append(rel)
+
+    walk(label_dir, "")
+    return sorted(found)
+
+
+def _read_folder(root: Path, prompt: PromptConfig) -> list[dict]:
+    captioner = _Captioner(prompt)
+    source_file = str(root.absolute())
+    rows: list[dict] = []
+    base = labelled_root(root)
+    labels = sorted(e.name for e in os.scandir(root) if e.is_dir() and not _hidden(e.name))
+    for raw_label in labels:
+        caption, label = captioner(raw_label)
+        if not label:
+            raise InputError(f"label folder {raw_label!r} in {root} has no words to make a caption from")
+        for rel_in_label in _image_files(root / raw_label):
+            rel = f"{raw_label}/{rel_in_label}"
+            rows.append(_row(base, rel, rel, caption, raw_label, label, source_file, len(rows)))
+    if not rows:
+        raise InputError(f"no images in the label sub-folders of {root} (expected ROOT/LABEL/IMAGE)")
+    return rows
+
+
+def _row(base: str, relpath: str, url: str, caption: str, raw_label, label: str,
+         source_file: str, index: int) -> dict:
+    local = _resolve_under(base, relpath)
+    row = {
+        "url": url,
+        "caption": caption,
+        "raw_caption": raw_label,
+        "label": label,
+        "local_path": local,
+        "source_file": source_file,
+        "source_row": index,
+    }
+    if local is None:
+        row["invalid_path"] = True
+    return row
+
+
+# --- tables --------------------------------------------------------------------
+
+def _load_table(path: Path):
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+            return pq.read_table(path)
+        if suffix in (".csv", ".tsv"):
+            import pyarrow.csv as pacsv
+            delimiter = "\t" if suffix == ".tsv" else ","
+            return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
+        import pyarrow.json as pajson
+        return pajson.read_json(path)
+    except (OSError, ValueError) as err:  # pyarrow raises ArrowInvalid (a ValueError) on bad files
+        raise InputError(f"cannot read labelled table {path}: {str(err).splitlines()[0]}") from None
+
+
+def _read_table(path: Path, prompt: PromptConfig) -> list[dict]:
+    table = _load_table(path)
+    names = table.column_names
+    if LABEL_COLUMN not in names:
+        raise InputError(f"labelled table {path} has no {LABEL_COLUMN!r} column (columns: {', '.join(names)})")
+    path_col = next((c for c in PATH_COLUMNS if c in names), None)
+    if path_col is None and URL_COLUMN not in names:
+        wanted = ", ".join(repr(c) for c in PATH_COLUMNS + (URL_COLUMN,))
+        raise InputError(f"labelled table {path} has none of the columns {wanted} (columns: {', '.join(names)})")
+    if table.num_rows == 0:
+        raise InputError(f"labelled table {path} has no rows")
+    used = {LABEL_COLUMN, path_col or URL_COLUMN}
+    carried = {c: (carried_name(c) if c in RESERVED_NAMES else c) for c in names if c not in used}
+    base = labelled_root(path)
+    source_file = str(path.absolute())
+    captioner = _Captioner(prompt)
+    rows = []
+    for index, record in enumerate(table.to_pylist()):
+        raw_label = record[LABEL_COLUMN]
+        caption, label = captioner(raw_label)
+        raw_caption = None if raw_label is None else str(raw_label)
+        if path_col is not None:
+            rel = record[path_col]
+            rel = "" if rel is None else str(rel)
+            row = _row(base, rel, rel.replace(os.sep, "/"), caption, raw_caption, label, source_file, index)
+        else:
+            row = {"url": record[URL_COLUMN], "caption": caption, "raw_caption": raw_caption, "label": label,
+                   "local_path": None, "source_file": source_file, "source_row": index}
+        for column, name in carried.items():
+            row[name] = record[column]
+        rows.append(row)
+    return rows
+
+
+# --- entry points ----------------------------------------------------------------
+
+def read_labelled(config: LabelledConfig) -> list[dict]:
+    """Every labelled image as a pair row, in a deterministic order: for a
+    folder, sorted labels then sorted files; for a table, its row order."""
+    source = Path(config.source)
+    if source.is_dir():
+        return _read_folder(source, config.prompt)
+    if source.is_file():
+        if source.suffix.lower() not in TABLE_EXTENSIONS:
+            raise InputError(f"labelled source {source} is neither a folder nor a table ({', '.join(TABLE_EXTENSIONS)})")
+        return _read_table(source, config.prompt)
+    raise InputError(f"labelled source {source} does not exist")
+
+
+def list_labels(config: LabelledConfig) -> list[str]:
+    """The distinct cleaned labels, sorted."""
+    return sorted({row["label"] for row in read_labelled(config) if row["label"]})

@@ -1,0 +1,321 @@
+"""Ingest: read tables of URL/caption pairs (Parquet, CSV, TSV, JSONL; gzip too).
+
+The input is checked up front (files exist, columns exist, one schema for all
+files); then each file is read as Arrow record batches, with the URL and
+caption columns renamed to ``url`` and ``caption``, clashing user columns
+renamed (``src_<name>``) and ``source_file``/``source_row`` added. A line that
+cannot be parsed becomes a ``malformed_row`` reject, never a crash.
+"""
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import os
+from dataclasses import dataclass
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from clipcurate import schemas
+from clipcurate.pipeline.sources.errors import InputError
+
+FORMATS = ("parquet", "csv", "tsv", "jsonl")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    files: tuple[str, ...]
+    url_col: str = "url"
+    caption_col: str = "caption"
+    input_format: str | None = None  # None: from each file's extension
+    batch_rows: int = 4096
+
+
+def expand_inputs(patterns, any_extension: bool = False) -> tuple[str, ...]:
+    """Files named by paths or globs, sorted, each once (a folder: its tables, or all files with any_extension)."""
+    files = []
+    for pattern in patterns:
+        if glob.has_magic(pattern):
+            matched = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+            if not matched:
+                raise InputError(f"no input file matches {pattern!r}")
+            files.extend(matched)
+        elif os.path.isfile(pattern):
+            files.append(pattern)
+        elif os.path.isdir(pattern):
+            matched = sorted(
+                os.path.join(pattern, n) for n in os.listdir(pattern)
+                if (any_extension or _format_of(n) is not None) and os.path.isfile(os.path.join(pattern, n))
+            )
+            if not matched:
+                raise InputError(f"input folder {pattern!r} holds no .parquet/.csv/.tsv/.jsonl file")
+            files.extend(matched)
+        else:
+            raise InputError(f"input file {pattern!r} does not exist")
+    seen, out = set(), []
+    for f in files:
+        if f not in seen:
+            seen.add(f)
+            out.append(f)
+    return tuple(out)
+
+
+def _format_of(path: str) -> str | None:
+    name = path.lower()
+    if name.endswith(".gz"):
+        name = name[:-3]
+    for ext, fmt in ((".parquet", "parquet"), (".pq", "parquet"), (".csv", "csv"), (".tsv", "tsv"),
+                     (".jsonl", "jsonl"), (".ndjson", "jsonl"), (".json", "jsonl")):
+        if name.endswith(ext):
+            return fmt
+    return None
+
+
+def file_format(path: str, forced: str | None = None) -> str:
+    fmt = forced or _format_of(path)
+    if fmt not in FORMATS:
+        raise InputError(f"cannot tell the format of {path!r}: use .parquet, .csv, .tsv or .jsonl (optionally .gz)")
+    return fmt
+
+
+def _stream(path: str):
+    return pa.input_stream(path, compression="detect")
+
+
+def _csv_options(path: str, fmt: str):
+    delimiter = "\t" if fmt == "tsv" else ","
+    with _stream(path) as f:
+        header = f.read(1 << 16).split(b"\n")[0]
+    text = header.decode("utf-8-sig", "replace").rstrip("\r\n")
+    # read every column as text: types inferred per file would not agree across files
+    names = next(csv.reader([text], delimiter=delimiter)) if text else []
+    parse = pacsv.ParseOptions(delimiter=delimiter, quote_char=False if fmt == "tsv" else '"',
+                               newlines_in_values=fmt == "csv")
+    convert = pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
+                                   strings_can_be_null=False, quoted_strings_can_be_null=False)
+    return names, parse, convert
+
+
+def read_schema(path: str, fmt: str) -> pa.Schema:
+    """The schema of one input file, read cheaply (metadata or the first block)."""
+    try:
+        if fmt == "parquet":
+            return pq.read_schema(path)
+        if fmt in ("csv", "tsv"):
+            names, _, _ = _csv_options(path, fmt)
+            return pa.schema([pa.field(n, pa.string()) for n in names])
+        table, _ = _read_jsonl(path)
+        return table.schema
+    except InputError:
+        raise
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise InputError(f"cannot read {path!r} as {fmt}: {str(err).splitlines()[0]}") from None
+
+
+def unify_schemas(schemas_: list[pa.Schema]) -> pa.Schema:
+    """One schema for all files; a column whose type differs between files becomes text."""
+    fields: dict[str, pa.DataType] = {}
+    for schema in schemas_:
+        for f in schema:
+            t = pa.string() if pa.types.is_null(f.type) else f.type
+            if f.name not in fields:
+                fields[f.name] = t
+            elif fields[f.name] != t:
+                fields[f.name] = pa.string()
+    return pa.schema([pa.field(n, t) for n, t in fields.items()])
+
+
+def check_input(config: IngestConfig) -> pa.Schema:
+    """Check every file and the URL/caption columns up front; return the unified schema."""
+    found = [read_schema(f, file_format(f, config.input_format)) for f in config.files]
+    schema = unify_schemas(found)
+    for col, flag in ((config.url_col, "--url-col"), (config.caption_col, "--caption-col")):
+        missing = [f for f, s in zip(config.files, found) if col not in s.names]
+        if missing:
+            have = ", ".join(found[config.files.index(missing[0])].names[:12])
+            raise InputError(f"column {col!r} ({flag}) is missing in {missing[0]!r}; its columns are: {have}")
+    return schema
+
+
+def _read_jsonl(path: str) -> tuple[pa.Table, list[tuple[int, str]]]:
+    """A JSONL file as a table, plus (line number, error) for lines that are not JSON objects."""
+    try:
+        with _stream(path) as f:
+            return pajson.read_json(f), []
+    except pa.ArrowInvalid:
+        pass
+    rows, bad, index = [], [], 0
+    with _stream(path) as f:
+        for raw in io.TextIOWrapper(f, encoding="utf-8", errors="replace"):
+            if not raw.strip():
+                continue
+            try:
+                value = json.loads(raw)
+                if not isinstance(value, dict):
+                    raise ValueError("line is not a JSON object")
+                rows.append((index, value))
+            except ValueError as err:
+                bad.append((index, f"invalid JSON: {err}"))
+            index += 1
+    if not rows:
+        return pa.table({}), bad
+    table = pa.Table.from_pylist([v for _, v in rows])
+    if bad:
+        # keep the original line numbers of the good rows
+        table = table.append_column("__line", pa.array([i for i, _ in rows], pa.int64()))
+    return table, bad
+
+
+class FileReader:
+    """Reads one input file into record batches in the pipeline's input layout."""
+
+    def __init__(self, config: IngestConfig, input_schema: pa.Schema):
+        self.config = config
+        self.input_schema = input_schema
+        self.user_fields = schemas.user_fields(input_schema, config.url_col, config.caption_col)
+        clashes = set(schemas.column_clashes(input_schema.names, config.url_col, config.caption_col))
+        self.renames = {n: schemas.carried_name(n) for n in clashes}
+
+    def read(self, path: str):
+        """Yield ("batch", RecordBatch) and ("malformed", dict) items."""
+        fmt = file_format(path, self.config.input_format)
+        if fmt == "parquet":
+            pf = pq.ParquetFile(path)
+            start = 0
+            for batch in pf.iter_batches(batch_size=self.config.batch_rows):
+                yield "batch", self._layout(path, pa.Table.from_batches([batch]), start)
+                start += batch.num_rows
+        elif fmt in ("csv", "tsv"):
+            yield from self._read_csv(path, fmt)
+        else:
+            table, bad = _read_jsonl(path)
+            for line, message in bad:
+                yield "malformed", self._malformed(path, line, message)
+            if table.num_rows:
+                lines = table.column("__line") if "__line" in table.column_names else None
+                if lines is not None:
+                    table = table.drop_columns(["__line"])
+                for offset in range(0, table.num_rows, self.config.batch_rows):
+                    part = table.slice(offset, self.config.batch_rows)
+                    rows = lines.slice(offset, self.config.batch_rows) if lines is not None else None
+                    yield "batch", self._layout(path, part, offset, rows)
+
+    def _read_csv(self, path, fmt):
+        names, parse, convert = _csv_options(path, fmt)
+        bad: list[tuple[int, str]] = []
+
+        def on_invalid(row):
+            bad.append((row.number, row.text))
+            return "skip"
+
+        parse = pacsv.ParseOptions(delimiter=parse.delimiter, quote_char=parse.quote_char,
+                                   newlines_in_values=parse.newlines_in_values, invalid_row_handler=on_invalid)
+        read = pacsv.ReadOptions(use_threads=False, block_size=1 << 22)
+        try:
+            table = pacsv.read_csv(_stream(path), read_options=read, parse_options=parse, convert_options=convert)
+        except pa.ArrowInvalid as err:
+            yield "malformed", self._malformed(path, 0, f"unreadable {fmt}: {str(err).splitlines()[0]}")
+            return
+        # row numbers: 1-based physical line numbers from the parser for bad rows;
+        # good rows are numbered in file order skipping the header and bad lines
+        bad_lines = {n for n, _ in bad if n is not None}
+        for number, text in bad:
+            yield "malformed", self._malformed(path, (number or 0) - 2, f"wrong number of fields: {text[:200]!r}")
+        if not bad_lines:
+            for offset in range(0, table.num_rows, self.config.batch_rows):
+                yield "batch", self._layout(path, table.slice(offset, self.config.batch_rows), offset)
+            return
+        good_rows, line = [], 2
+        while len(good_rows) < table.num_rows:
+            if line not in bad_lines:
+                good_rows.append(line - 2)
+            line += 1
+        rows = pa.array(good_rows, pa.int64())
+        for offset in range(0, table.num_rows, self.config.batch_rows):
+            yield "batch", self._layout(path, table.slice(offset, self.config.batch_rows), offset,
+                                        rows.slice(offset, self.config.batch_rows))
+
+    def _layout(self, path: str, table: pa.Table, start: int, rows=None) -> pa.RecordBatch:
+        n = table.num_rows
+        columns, fields = [], []
+        for name, out_name in ((self.config.url_col, "url"), (self.config.caption_col, "caption")):
+            col = table.column(name) if name in table.column_names else pa.nulls(n, pa.string())
+            if not pa.types.is_string(col.type) and not pa.types.is_large_string(col.type):
+                col = col.cast(pa.string(), safe=False) if not pa.types.is_null(col.type) else pa.nulls(n, pa.string())
+            columns.append(col)
+            fields.append(pa.field(out_name, pa.string()))
+        columns.append(pa.array([path] * n, pa.string()))
+        fields.append(pa.field("source_file", pa.string()))
+        columns.append(rows if rows is not None else pa.array(range(start, start + n), pa.int64()))
+        fields.append(pa.field("source_row", pa.int64()))
+        for f in self.input_schema:
+            if f.name in (self.config.url_col, self.config.caption_col):
+                continue
+            if f.name in table.column_names:
+                col = table.column(f.name)
+                if col.type != f.type:
+                    col = col.cast(f.type) if not pa.types.is_string(f.type) else _to_text(col)
+            else:
+                col = pa.nulls(n, f.type)
+            columns.append(col)
+            fields.append(pa.field(self.renames.get(f.name, f.name), f.type))
+        return pa.Table.from_arrays(columns, schema=pa.schema(fields)).combine_chunks().to_batches()[0] if n else \
+            pa.RecordBatch.from_pylist([], schema=pa.schema(fields))
+
+    def _malformed(self, path: str, row: int, message: str) -> dict:
+        return {"url": None, "caption": None, "source_file": path, "source_row": int(row),
+                "stage": "ingest", "reason": "malformed_row", "error_message": message}
+
+
+def _to_text(col):
+    try:
+        return col.cast(pa.string())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return pa.array([None if v is None else json.dumps(v, default=str) for v in col.to_pylist()], pa.string())
+
+
+# --- Beam -------------------------------------------------------------------------------
+
+import apache_beam as beam  # noqa: E402
+from apache_beam.metrics import Metrics  # noqa: E402
+
+
+class _ReadFileDoFn(beam.DoFn):
+    def __init__(self, config: IngestConfig, input_schema: pa.Schema):
+        self.config = config
+        self.input_schema = input_schema
+
+    def setup(self):
+        self.reader = FileReader(self.config, self.input_schema)
+        self.rows = Metrics.counter("clipcurate", "input_rows")
+
+    def process(self, path):
+        for kind, item in self.reader.read(path):
+            if kind == "batch":
+                self.rows.inc(item.num_rows)
+                yield item
+            else:
+                self.rows.inc()
+                yield beam.pvalue.TaggedOutput("rejects", item)
+
+
+class Ingest(beam.PTransform):
+    """Files -> Arrow record batches in the input layout (+ a rejects output)."""
+
+    def __init__(self, config: IngestConfig, input_schema: pa.Schema):
+        super().__init__()
+        self.config = config
+        self.input_schema = input_schema
+
+    def expand(self, pbegin):
+        result = (
+            pbegin
+            | "Files" >> beam.Create(list(self.config.files))
+            | "Reshuffle" >> beam.Reshuffle()
+            | "Read" >> beam.ParDo(_ReadFileDoFn(self.config, self.input_schema)).with_outputs("rejects", main="main")
+        )
+        return result.main, result.rejects

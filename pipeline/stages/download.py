@@ -1,0 +1,231 @@
+"""The download stage: fetch each pair's image and resize it, in a bounded thread pool.
+
+Rows arrive in batches (``BatchElements``); each batch is fetched by a thread
+pool that lives as long as the worker, and a semaphore bounds the images in
+flight, so memory stays flat whatever the input size. Fetching and resizing
+never raise: every row leaves as a sample with its image or as a reject with
+its reason (see ``pipeline.fetch`` and ``pipeline.images``). Labelled rows
+read their image from a local file inside the folder given on the command line.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import pickle
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
+from clipcurate.filters.base import Drop, reject_row
+from clipcurate.pipeline.net.fetch import FetchConfig, Fetcher
+from clipcurate.pipeline.files import atomic_write
+from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
+from clipcurate.pipeline.sources.labelled import resolve_local
+from clipcurate.pipeline.stages.base import REJECTS, Timer, internal_error
+
+
+@dataclass(frozen=True)
+class DownloadConfig:
+    fetch: FetchConfig = field(default_factory=FetchConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    threads: int = 32          # download threads per worker
+    max_in_flight: int = 128   # images held in memory per worker, at most
+    local_root: str | None = None  # labelled images are read only from inside this folder
+    max_local_bytes: int = 50_000_000
+    work_dir: str | None = None    # OUT/_work/download: finished work units, for resume and --retry-failed
+    unit_rows: int = 500           # rows per work unit
+    retry_failed: bool = False     # fetch again the rows of finished units that failed transiently
+
+
+_HTTP_STATUS = re.compile(r"HTTP (\d{3})")
+
+
+def is_transient(result: dict) -> bool:
+    """Whether a download reject may succeed on another try (timeouts, connection errors, 429, 5xx)."""
+    reason = result.get("reason")
+    if reason in ("timeout", "connection_error"):
+        return True
+    if reason == "http_error":
+        m = _HTTP_STATUS.search(result.get("error_message") or "")
+        return bool(m) and (int(m.group(1)) == 429 or int(m.group(1)) >= 500)
+    return False
+
+
+def read_local(path: str, root: str | None, max_bytes: int) -> tuple[bytes | None, Drop | None]:
+    """A labelled image's bytes, only from inside ``root``."""
+    if root is None:
+        return None, Drop("local_file_error", "local files are read only with --labelled")
+    real = resolve_local(root, path)
+    if real is None:
+        return None, Drop("local_file_error", f"{path} lies outside {root}")
+    try:
+        size = os.path.getsize(real)
+        if size > max_bytes:
+            return None, Drop("too_large", f"{size} bytes > {max_bytes}")
+        with open(real, "rb") as f:
+            return f.read(), None
+    except OSError as err:
+        return None, Drop("local_file_error", f"{type(err).__name__}: {err}")
+
+
+class ImageFetcher:
+    """Turns one row into (sample row, None) or (row, Drop): fetch or read, then resize."""
+
+    def __init__(self, config: DownloadConfig):
+        self.config = config
+        self.fetcher = Fetcher(config.fetch)
+        self.processor = ImageProcessor(config.image)
+
+    def __call__(self, row: dict) -> tuple[dict, Drop | None]:
+        if row.get("invalid_path"):
+            return row, Drop("local_file_error", f"{row.get('url')} lies outside the labelled folder")
+        if row.get("local_path"):
+            raw, drop = read_local(row["local_path"], self.config.local_root, self.config.max_local_bytes)
+        else:
+            result = self.fetcher.fetch(row["url"])
+            raw, drop = result.body, result.drop
+        if drop is not None:
+            return row, drop
+        image, drop = self.processor(raw)
+        if drop is not None:
+            return row, drop
+        out = {k: v for k, v in row.items() if k not in ("local_path", "invalid_path")}
+        out.update(image=image.data, sha256=image.sha256, md5=hashlib.md5(raw).hexdigest(),
+                   width=image.width, height=image.height,
+                   original_width=image.original_width, original_height=image.original_height)
+        return out, None
+
+    def close(self):
+        self.fetcher.close()
+
+
+class _DownloadDoFn(beam.DoFn):
+    """Downloads one work unit (a group of rows) at a time, reusing a finished unit's results."""
+
+    def __init__(self, config: DownloadConfig):
+        self.config = config
+
+    def setup(self):
+        self.fetch = ImageFetcher(self.config)
+        self.pool = ThreadPoolExecutor(max_workers=self.config.threads, thread_name_prefix="clipcurate-dl")
+        self.in_flight = threading.BoundedSemaphore(self.config.max_in_flight)
+        self.timer = Timer("download")
+        self.ok = Metrics.counter("clipcurate", "downloaded")
+        self.failed = Metrics.counter("clipcurate", "download_failed")
+        self.reused = Metrics.counter("clipcurate", "download_units_reused")
+
+    def _one(self, row):
+        try:
+            out, drop = self.fetch(row)
+        except Exception as err:  # noqa: BLE001 - one bad record never kills the run
+            return internal_error(row, err)
+        finally:
+            self.in_flight.release()
+        if drop is None:
+            return out
+        return reject_row(out, drop.reason, drop.message)
+
+    def _download(self, rows):
+        futures = []
+        for row in rows:
+            self.in_flight.acquire()
+            futures.append(self.pool.submit(self._one, row))
+        return [f.result() for f in futures]
+
+    def process(self, item):
+        unit, rows = item
+        rows = sorted(rows, key=lambda r: r["key"])
+        self.timer.count(len(rows))
+        with self.timer:
+            results = self._cached(unit, rows)
+            if results is None:
+                results = self._download(rows)
+                self._save(unit, rows, results)
+            else:
+                self.reused.inc()
+                if self.config.retry_failed:
+                    again = [i for i, r in enumerate(results) if "reason" in r and is_transient(r)]
+                    if again:
+                        for i, new in zip(again, self._download([rows[i] for i in again])):
+                            results[i] = new
+                        self._save(unit, rows, results)
+        for result in results:
+            if "reason" in result:
+                self.failed.inc()
+                yield beam.pvalue.TaggedOutput(REJECTS, result)
+            else:
+                self.ok.inc()
+                yield result
+
+    def _path(self, unit: int) -> str | None:
+        return os.path.join(self.config.work_dir, f"{unit:05d}.pkl") if self.config.work_dir else None
+
+    def _cached(self, unit: int, rows: list) -> list | None:
+        path = self._path(unit)
+        if path is None or not os.path.exists(path):
+            return None
+        try:
+            with open(path, "rb") as f:
+                saved = pickle.load(f)
+        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
+            return None
+        if saved.get("rows") != unit_fingerprint(rows):
+            return None  # the unit's rows changed: do it again
+        return saved["results"]
+
+    def _save(self, unit: int, rows: list, results: list) -> None:
+        path = self._path(unit)
+        if path is None:
+            return
+        atomic_write(path, pickle.dumps({"rows": unit_fingerprint(rows), "results": results},
+                                        protocol=pickle.HIGHEST_PROTOCOL))
+
+    def teardown(self):
+        pool = getattr(self, "pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+        if getattr(self, "fetch", None) is not None:
+            self.fetch.close()
+
+
+def unit_fingerprint(rows: list) -> str:
+    """What a unit's saved results were computed from: its rows, as they were."""
+    h = hashlib.sha256()
+    for row in rows:
+        h.update(json.dumps(row, sort_keys=True, default=repr).encode())
+    return h.hexdigest()
+
+
+def unit_of(key: str, units: int) -> int:
+    return (int(key[:8], 16) * units) >> 32
+
+
+class Download(beam.PTransform):
+    """Rows -> (samples with their image, rejects), in work units of about ``unit_rows`` rows.
+
+    The number of units follows from the number of rows, so the same input
+    makes the same units; a unit whose results were saved by an earlier,
+    killed run is read back instead of downloaded again.
+    """
+
+    def __init__(self, config: DownloadConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, rows):
+        n = self.config.unit_rows
+        total = rows | "Count" >> beam.combiners.Count.Globally()
+        result = (
+            rows
+            | "Unit" >> beam.Map(lambda r, t: (unit_of(r["key"], max(1, math.ceil(t / n))), r),
+                                 beam.pvalue.AsSingleton(total))
+            | "GroupUnit" >> beam.GroupByKey()
+            | "Fetch" >> beam.ParDo(_DownloadDoFn(self.config)).with_outputs(REJECTS, main="main")
+        )
+        return result.main, result[REJECTS]

@@ -1,0 +1,88 @@
+"""Fingerprint a run of the mixed-input test table, to check that a refactor leaves outputs byte-identical.
+
+    python tests/snapshot.py OUT_DIR [extra clipcurate run flags...]   (OUT_DIR is emptied first)
+
+The loopback server is bound to fixed ports so that URLs, and therefore keys, are the same in every
+run. Prints one ``sha256  path`` line per output file (stats.json timings and the HTML report vary
+from run to run by design, so stats.json is printed without its timing and option fields and the
+report is left out). Not collected by pytest (the name does not start with ``test_``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+import webserver  # noqa: E402
+
+_PORTS = iter([18761, 18762, 18763, 18764])
+_bind = webserver.ThreadingHTTPServer.__init__
+
+
+def _fixed_port(self, address, handler, *args, **kwargs):
+    _bind(self, ("127.0.0.1", next(_PORTS)), handler, *args, **kwargs)
+
+
+webserver.ThreadingHTTPServer.__init__ = _fixed_port
+
+
+def main(argv: list[str]) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from clipcurate.pipeline.cli import main as cli_main
+    from test_run import _rows
+    from webserver import make_jpeg, start_default_server
+
+    out = os.path.abspath(argv[0])  # the input path is in the rows (source_file): use the same OUT_DIR each time
+    if os.path.exists(out):
+        import shutil
+        shutil.rmtree(out)
+    os.makedirs(out)
+    web = start_default_server()
+    a = make_jpeg(400, 300, seed=101)
+    web.add("/run/a.jpg", body=a, content_type="image/jpeg")
+    web.add("/run/a-copy.jpg", body=a, content_type="image/jpeg")
+    web.add("/run/a-small.jpg", body=make_jpeg(200, 150, seed=101, quality=60), content_type="image/jpeg")
+    web.add("/run/b.jpg", body=make_jpeg(300, 400, seed=102), content_type="image/jpeg")
+    for name in ("c", "d", "e"):
+        web.add(f"/run/{name}.jpg", body=make_jpeg(100, 100, seed=110), content_type="image/jpeg")
+    rows = _rows(web)
+    table = pa.table({"URL": [r[0] for r in rows], "TEXT": [r[1] for r in rows],
+                      "expect": [r[2] or "kept" for r in rows], "similarity": [0.5] * len(rows)})
+    src = os.path.join(out, "pairs.parquet")
+    pq.write_table(table, src)
+    dest = os.path.join(out, "out")
+    code = cli_main(["run", "--input", src, "--output", dest, "--url-col", "URL", "--caption-col", "TEXT",
+                     "--allow-private-network", "--timeout", "2", "--retries", "0", "--samples-per-shard", "3",
+                     "--image-size", "64", *argv[1:]])
+    web.close()
+    if code != 0:
+        print("run failed", code)
+        return code
+    for root, dirs, files in sorted(os.walk(dest)):
+        dirs.sort()
+        if "_work" in root.split(os.sep):
+            continue
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            rel = os.path.relpath(path, dest)
+            if rel == "report.html":
+                continue
+            with open(path, "rb") as f:
+                data = f.read()
+            if rel == "stats.json":
+                stats = json.loads(data)
+                for key in ("timings", "options", "seconds", "started", "finished", "elapsed_s", "wall_s"):
+                    stats.pop(key, None)
+                data = json.dumps(stats, sort_keys=True).encode()
+            print(hashlib.sha256(data).hexdigest(), rel)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
