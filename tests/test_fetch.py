@@ -113,7 +113,8 @@ def test_private_literal_addresses_refused():
     """Loopback, private, link-local (cloud metadata), IPv6 and IPv4-mapped forms are all refused."""
     f = Fetcher(FetchConfig(timeout=5))
     for url in ["http://10.1.2.3/x.jpg", "http://169.254.169.254/latest/meta-data", "http://[::1]/x",
-                "http://[::ffff:127.0.0.1]/x", "http://0.0.0.0/x"]:
+                "http://[::ffff:127.0.0.1]/x", "http://0.0.0.0/x", "http://[2002:7f00:1::]/x",
+                "http://[64:ff9b::7f00:1]/x", "http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/x"]:
         assert f.fetch(url).drop.reason == "private_address", url
 
 
@@ -122,6 +123,11 @@ def test_private_literal_addresses_refused():
     ("192.168.1.1", False), ("172.16.0.1", False), ("169.254.169.254", False), ("100.64.0.1", False),
     ("224.0.0.1", False), ("0.0.0.0", False), ("::1", False), ("fe80::1", False), ("fc00::1", False),
     ("::ffff:10.0.0.1", False), ("::ffff:8.8.8.8", True), ("240.0.0.1", False),
+    # IPv6 forms that embed an IPv4 address are judged by the embedded address too
+    ("2002:7f00:1::", False), ("2002:a00:1::1", False), ("2002:808:808::1", True),  # 6to4
+    ("64:ff9b::7f00:1", False), ("64:ff9b::a9fe:a9fe", False), ("64:ff9b::808:808", True),  # NAT64
+    ("64:ff9b:1::7f00:1", False),  # local-use NAT64
+    ("2001:0:4136:e378:8000:63bf:80ff:fffe", False),  # Teredo whose client is 127.0.0.1
 ])
 def test_address_classification(ip, public):
     assert address_is_public(ip) is public
@@ -299,3 +305,33 @@ def test_fetcher_is_shared_across_threads(web, fetcher):
 def test_non_ascii_url_is_encoded(web, fetcher):
     web.add("/caf%C3%A9.jpg", body=b"cafe")
     assert fetcher.fetch(web.url("/café.jpg")).body == b"cafe"
+
+
+def test_robots_cache_is_bounded_and_evicts_the_least_recent_origin(web):
+    servers = [start_server({"/robots.txt": Route(body=b"User-agent: *\nAllow: /\n"), "/a.jpg": Route(body=b"a")})
+               for _ in range(3)]
+    try:
+        f = local(respect_robots_txt=True, robots_cache_size=2)
+        for server in servers + [servers[2], servers[0]]:  # A B C C A: A was evicted by C
+            assert f.fetch(server.url("/a.jpg")).ok
+        assert [s.hit_count("/robots.txt") for s in servers] == [2, 1, 1]
+        assert len(f._robots) == 2
+    finally:
+        for server in servers:
+            server.close()
+
+
+@pytest.mark.parametrize("reason,message,transient", [
+    ("timeout", "no complete answer within the deadline", True),
+    ("connection_error", "ConnectionResetError: reset by peer", True),
+    ("connection_error", "cannot resolve host: [Errno -2] Name or service not known", False),
+    ("connection_error", "TLS certificate: certificate has expired", False),
+    ("http_error", "HTTP 503", True), ("http_error", "HTTP 429", True), ("http_error", "HTTP 404", False),
+    ("too_large", "body over the cap", False),
+])
+def test_one_definition_of_transient_for_retries_and_retry_failed(reason, message, transient):
+    from clipcurate.pipeline.net.failures import Fail, is_transient
+    from clipcurate.pipeline.stages.download import is_transient as download_is_transient
+    assert is_transient(reason, message) is transient
+    assert Fail(reason, message).transient is transient
+    assert download_is_transient({"reason": reason, "error_message": message}) is transient

@@ -103,11 +103,12 @@ def test_retry_failed_merges_transient_failures(web, tmp_path):
     stats = json.load(open(out / "stats.json"))
     assert stats["kept"] == 1 and stats["rejected"] == 2
     steady_hits = web.hit_count("/resume/steady.jpg")
+    gone_hits = web.hit_count("/404")
 
     assert cli_main(["run", "--retry-failed", str(out)]) == 0
     stats = json.load(open(out / "stats.json"))
     assert stats["kept"] == 2 and stats["rejected"] == 1 and stats["accounted_for"]
     assert web.hit_count("/resume/steady.jpg") == steady_hits  # only the transient failure was fetched again
-    assert web.hit_count("/404") >= 1
+    assert gone_hits >= 1 and web.hit_count("/404") == gone_hits  # a 404 is permanent: not fetched again
     rejects = pq.read_table(out / "rejects" / "download.parquet").to_pylist()
     assert [r["reason"] for r in rejects] == ["http_error"] and "404" in rejects[0]["error_message"]

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import pickle
-import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ import apache_beam as beam
 from apache_beam.metrics import Metrics
 
 from clipcurate.filters.base import Drop, reject_row
+from clipcurate.pipeline.net import failures
 from clipcurate.pipeline.net.fetch import FetchConfig, Fetcher
 from clipcurate.pipeline.files import atomic_write
 from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
@@ -43,18 +43,9 @@ class DownloadConfig:
     retry_failed: bool = False     # fetch again the rows of finished units that failed transiently
 
 
-_HTTP_STATUS = re.compile(r"HTTP (\d{3})")
-
-
 def is_transient(result: dict) -> bool:
-    """Whether a download reject may succeed on another try (timeouts, connection errors, 429, 5xx)."""
-    reason = result.get("reason")
-    if reason in ("timeout", "connection_error"):
-        return True
-    if reason == "http_error":
-        m = _HTTP_STATUS.search(result.get("error_message") or "")
-        return bool(m) and (int(m.group(1)) == 429 or int(m.group(1)) >= 500)
-    return False
+    """Whether a download reject may succeed on another try (the fetcher's own definition)."""
+    return failures.is_transient(result.get("reason"), result.get("error_message"))
 
 
 def read_local(path: str, root: str | None, max_bytes: int) -> tuple[bytes | None, Drop | None]:
