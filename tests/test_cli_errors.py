@@ -91,3 +91,15 @@ def test_a_mistyped_option_is_an_error_but_beam_options_pass(table, tmp_path):
 
     assert unknown_beam_args(["--project", "P", "--region", "r", "--temp_location", "gs://b/t",
                               "--setup_file", "./setup.py", "--flink_master", "host:8081"]) == []
+
+
+def test_cli_calls_do_not_pile_up_root_logger_filters(tmp_path, capsys):
+    """A long-lived process (notebook, test session) calling the CLI many times keeps one filter."""
+    import logging
+
+    from clipcurate.pipeline.cli import main
+
+    before = len(logging.getLogger().filters)
+    for _ in range(3):
+        assert main(["report", str(tmp_path / "missing")]) == 2
+    assert len(logging.getLogger().filters) - before <= 1

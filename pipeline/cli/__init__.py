@@ -27,6 +27,11 @@ from clipcurate.pipeline.cli.errors import UsageError  # noqa: E402  (re-exporte
 from clipcurate.pipeline.sources.errors import InputError  # noqa: E402  (a source's unreadable input: one line too)
 
 
+def _hide_apitools_warning(record: logging.LogRecord) -> bool:
+    """Beam's GCP module warns on import that optional Google clients are missing: not our users' concern."""
+    return "apitools" not in record.getMessage()
+
+
 def _top_help() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: clipcurate COMMAND [options]", "", "commands:"]
@@ -45,8 +50,9 @@ def main(argv=None) -> int:
         print(f"clipcurate: unknown command {name!r}\n\n{_top_help()}", file=sys.stderr)
         return 2
     module_name, desc = COMMANDS[name]
-    # Beam's GCP module warns on import that optional Google clients are missing: not our users' concern
-    logging.getLogger().addFilter(lambda record: "apitools" not in record.getMessage())
+    root = logging.getLogger()
+    if _hide_apitools_warning not in root.filters:  # once per process, not once per call
+        root.addFilter(_hide_apitools_warning)
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(prog=f"clipcurate {name}", description=desc)
     module.add_arguments(parser)

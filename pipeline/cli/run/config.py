@@ -1,0 +1,216 @@
+"""``clipcurate run``'s options checked and turned into the stages' frozen configs and Beam's options;
+every problem is a one-line UsageError before any work starts."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+
+from clipcurate.pipeline.cli.errors import UsageError
+from clipcurate.pipeline.cli.run.options import RESIZE_MODES  # noqa: F401
+
+
+def _positive(name, value, allow_zero=False):
+    if value is None:
+        return
+    if value < 0 or (value == 0 and not allow_zero):
+        raise UsageError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
+
+
+def unknown_beam_args(extra: list) -> list:
+    """Flags that neither clipcurate nor any Beam runner knows (a typo would otherwise be dropped silently)."""
+    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
+
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+
+    parser = _BeamArgumentParser(add_help=False, allow_abbrev=False)
+    for cls in dict.fromkeys(subclasses(PipelineOptions)):
+        cls._add_argparse_args(parser)
+    _, unknown = parser.parse_known_args(list(extra))
+    return [u for u in unknown if u.startswith("-")]
+
+
+def beam_options(args):
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    flags = [f"--runner={args.runner}"] + list(args.extra_args)
+    if args.runner in ("DirectRunner", "FnApiRunner") or args.runner.endswith(".DirectRunner"):
+        flags.append(f"--direct_num_workers={args.workers}")
+        flags.append("--direct_running_mode=" + ("multi_processing" if args.workers > 1 else "in_memory"))
+    return PipelineOptions(flags)
+
+
+def make_config(args):
+    """Every option checked and turned into the stages' configs; UsageError on the first problem."""
+    from clipcurate.filters.language import LanguageConfig
+    from clipcurate.filters.normalize import NormalizeConfig
+    from clipcurate.filters.prompts import DEFAULT_TEMPLATE, PromptConfig
+    from clipcurate.pipeline.stages.download import DownloadConfig
+    from clipcurate.pipeline.net.fetch import FetchConfig
+    from clipcurate.pipeline.media.images import ImageConfig
+    from clipcurate.pipeline.sources.labelled import labelled_root
+    from clipcurate.pipeline.sources.tables import IngestConfig, InputError, check_input, expand_inputs
+    from clipcurate.pipeline.flow import RunConfig
+    from clipcurate import schemas
+    from clipcurate.pipeline.sinks.shards import WriteConfig
+
+    unknown = unknown_beam_args(args.extra_args)
+    if unknown:
+        raise UsageError(f"unrecognized option {unknown[0]} (not a clipcurate run option nor a Beam pipeline option)")
+    if not (args.input or args.labelled or args.seeds or args.warc):
+        raise UsageError("give --input FILE_OR_GLOB, --labelled DIR, --seeds FILE and/or --warc FILES")
+    for name in ("samples_per_shard", "image_size", "timeout", "threads", "per_host_concurrency", "max_bytes",
+                 "max_caption_length", "workers", "clip_batch_size", "max_image_pixels", "work_unit_rows"):
+        _positive("--" + name.replace("_", "-"), getattr(args, name))
+    _positive("--retries", args.retries, allow_zero=True)
+    _positive("--min-image-size", args.min_image_size, allow_zero=True)
+    if args.keep_fraction is not None and not 0 < args.keep_fraction <= 1:
+        raise UsageError(f"--keep-fraction must be in (0, 1], got {args.keep_fraction}")
+    if not 0 < args.false_match_rate < 1:
+        raise UsageError(f"--false-match-rate must be in (0, 1), got {args.false_match_rate}")
+    template = args.prompt_template or DEFAULT_TEMPLATE
+    if "{label}" not in template:
+        raise UsageError("--prompt-template must contain {label}")
+    languages = None
+    if args.languages:
+        languages = tuple(sorted({x.strip().lower() for x in args.languages.split(",") if x.strip()}))
+        if not languages:
+            raise UsageError("--languages is empty")
+
+    ingest, input_schema, extra = None, None, []
+    if args.input:
+        try:
+            ingest = IngestConfig(files=expand_inputs(args.input), url_col=args.url_col,
+                                  caption_col=args.caption_col, input_format=args.input_format)
+            input_schema = check_input(ingest)
+        except InputError as err:
+            raise UsageError(str(err)) from None
+        extra = schemas.user_fields(input_schema, args.url_col, args.caption_col)
+        for name in schemas.column_clashes(input_schema.names, args.url_col, args.caption_col):
+            print(f"clipcurate run: note: input column {name!r} is a reserved name; carried as "
+                  f"{schemas.carried_name(name)!r}", file=sys.stderr)
+
+    crawl = warc = None
+    if args.seeds:
+        import argparse as _argparse
+
+        from clipcurate.pipeline.cli.crawl import make_config as crawl_config
+
+        crawl, _ = crawl_config(_argparse.Namespace(
+            seeds=args.seeds, output="crawl.parquet", max_depth=args.max_depth, max_pages=args.max_pages,
+            timeout=args.timeout, per_host_concurrency=args.per_host_concurrency, user_agent=args.user_agent,
+            allow_private_network=args.allow_private_network, ignore_robots_txt=False))
+    if args.warc:
+        from clipcurate.pipeline.sources.warc import WarcConfig
+
+        try:
+            warc = WarcConfig(files=expand_inputs(args.warc, any_extension=True))
+        except InputError as err:
+            raise UsageError(str(err)) from None
+    if crawl or warc:
+        import pyarrow as pa
+
+        extra.append(pa.field("caption_source", pa.string()))
+
+    prompt = PromptConfig(template=template, domain=args.label_domain, enabled=not args.no_prompts)
+    labelled_rows = ()
+    if args.labelled:
+        from clipcurate.pipeline.sources.labelled import LabelledConfig, read_labelled
+
+        labelled_rows = tuple(read_labelled(LabelledConfig(source=args.labelled, prompt=prompt)))
+        known = {f.name for f in extra} | set(schemas.RESERVED_NAMES)
+        carried = [{k: v for k, v in row.items() if k not in known} for row in labelled_rows]
+        if carried and any(carried):
+            import pyarrow as pa
+
+            extra += list(pa.Table.from_pylist(carried).schema)
+
+    score = select = None
+    if args.clip:
+        from clipcurate.pipeline.clip.scorer import ScorerConfig
+        from clipcurate.pipeline.stages.score import ScoreConfig
+        from clipcurate.pipeline.stages.select import SelectConfig
+
+        if ":" not in args.clip.split("/")[0] and not os.path.isdir(args.clip):
+            raise UsageError(f"--clip {args.clip!r}: no such model folder")
+        score = ScoreConfig(scorer=ScorerConfig(spec=args.clip, device=args.device, batch_size=args.clip_batch_size),
+                            textness_probe=os.path.join(args.output, "_work", "textness.json"),
+                            textness_bias=args.textness_bias)
+        select = SelectConfig(min_similarity=args.min_similarity, keep_fraction=args.keep_fraction,
+                              false_match_rate=args.false_match_rate, output_dir=args.output,
+                              max_textness=args.max_textness)
+    elif args.min_similarity is not None or args.keep_fraction is not None:
+        raise UsageError("--min-similarity and --keep-fraction need --clip MODEL")
+
+    curation = curation_configs(args)
+
+    fetch = FetchConfig(timeout=args.timeout, retries=args.retries, max_bytes=args.max_bytes,
+                        allow_private_network=args.allow_private_network,
+                        per_host_concurrency=args.per_host_concurrency,
+                        respect_robots_txt=args.respect_robots_txt,
+                        **({"user_agent": args.user_agent} if args.user_agent else {}))
+    image = ImageConfig(image_size=args.image_size, resize_mode=args.resize_mode,
+                        min_image_size=args.min_image_size, max_image_pixels=args.max_image_pixels)
+    download = DownloadConfig(fetch=fetch, image=image, threads=args.threads,
+                              max_in_flight=max(8, 4 * args.threads),
+                              local_root=labelled_root(args.labelled) if args.labelled else None)
+    work_dir = os.path.join(args.output, "_work", "download")
+    download = dataclasses.replace(download, work_dir=work_dir, retry_failed=bool(args.retry_failed),
+                                   unit_rows=args.work_unit_rows)
+    return RunConfig(
+        write=WriteConfig(output_dir=args.output, samples_per_shard=args.samples_per_shard, extra_fields=tuple(extra)),
+        ingest=ingest, input_schema=input_schema, labelled_rows=labelled_rows, crawl=crawl, warc=warc,
+        normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
+        language=LanguageConfig(languages=languages), prompts=prompt, download=download,
+        score=score, select=select, **curation,
+    )
+
+
+def curation_configs(args) -> dict:
+    """The quality, blocklist, near/semantic dedup and balance configs, each checked (lists read) up front."""
+    from clipcurate.filters.balance import BalanceConfig, load_entries
+    from clipcurate.filters.blocklist import BlocklistConfig, BlocklistError, check_config
+    from clipcurate.filters.quality import QualityConfig
+    from clipcurate.pipeline.stages.dedup.near import NearDedupConfig
+
+    try:
+        quality = QualityConfig(min_short_side=args.min_short_side, max_aspect_ratio=args.max_aspect_ratio,
+                                min_words=args.min_words, max_words=args.max_words)
+        blocklist = BlocklistConfig(url_files=tuple(args.block_urls), hash_files=tuple(args.block_hashes))
+        check_config(blocklist)
+        near = None if args.no_near_dedup else NearDedupConfig(max_distance=args.near_dedup_distance,
+                                                                bands=args.near_dedup_bands)
+        semantic = None
+        if args.semantic_dedup_threshold is not None:
+            if not args.clip:
+                raise UsageError("--semantic-dedup-threshold needs --clip MODEL")
+            from clipcurate.pipeline.stages.dedup.semantic import SemanticDedupConfig
+
+            semantic = SemanticDedupConfig(threshold=args.semantic_dedup_threshold,
+                                           cluster_size=args.semantic_dedup_cluster_size)
+        balance = None
+        if (args.balance_labels is None) != (args.balance_cap is None):
+            raise UsageError("--balance-labels and --balance-cap go together")
+        if args.balance_labels:
+            if not load_entries(args.balance_labels):
+                raise UsageError(f"--balance-labels {args.balance_labels!r} holds no entry")
+            balance = BalanceConfig(entries_file=args.balance_labels, cap=args.balance_cap,
+                                    drop_unmatched=args.balance_drop_unmatched)
+    except BlocklistError as err:
+        raise UsageError(str(err)) from None
+    except OSError as err:
+        raise UsageError(f"cannot read {err.filename!r}: {err.strerror}") from None
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    return {"quality": quality, "blocklist": blocklist, "near_dedup": near, "semantic_dedup": semantic,
+            "balance": balance}
+
+
+def options_record(args) -> dict:
+    skip = {"extra_args"}
+    out = {k: v for k, v in vars(args).items() if k not in skip}
+    out["beam_args"] = list(args.extra_args)
+    return out
