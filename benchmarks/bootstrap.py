@@ -23,7 +23,8 @@ from clipcurate.pipeline.demo import synth
 from clipcurate.pipeline.clip.evaluate import caption_eval, zero_shot
 from clipcurate.pipeline.clip.model import ClipConfig
 from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
-from clipcurate.pipeline.clip.train import RoundConfig, TrainConfig, finetune_on_pairs, load_training_samples, train_bootstrap
+from clipcurate.pipeline.clip.train import RoundConfig, TrainConfig, finetune_on_pairs, train_bootstrap
+from clipcurate.pipeline.sources.seeds import training_samples
 
 
 def held_out(labels, per_label: int, seed: int, size: int):
@@ -74,9 +75,9 @@ def main() -> int:
         images, names = held_out(labels, 50, seed=1, size=size)
         config = TrainConfig(epochs=args.epochs, seed=args.seed)
         model_config = ClipConfig()  # 64-px images in, the model's own input size (default 32)
-        samples = load_training_samples(seed_dir, model_config.image_size)
+        samples = training_samples(seed_dir, model_config.image_size)
         t0 = time.perf_counter()
-        _, summary = train_bootstrap(seed_dir, model_dir, model_config, config, samples=samples)
+        _, summary = train_bootstrap(model_dir, samples, model_config, config)
         wall = time.perf_counter() - t0
         print(f"train (seed {args.seed}): {len(samples[0])} images x {args.epochs} epochs on {args.threads} threads: "
               f"wall {wall:.1f}s, {summary.images_per_s:.0f} images/s, {wall / args.epochs:.2f}s per epoch")

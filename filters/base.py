@@ -3,7 +3,8 @@
 A filter is a small object with one method, ``check(row) -> Drop | None``:
 ``None`` keeps the row, a ``Drop`` names the reason (a code from
 ``clipcurate.schemas.reasons``) and an optional message. Counting and routing
-to the rejects output happen once, in ``pipeline.stage.apply_filters``.
+to the rejects output happen once, in ``pipeline.stages.base.RowCheckDoFn`` (``FilterStage`` in
+``pipeline.stages.curate`` makes any filter a stage).
 """
 from __future__ import annotations
 

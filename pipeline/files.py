@@ -1,4 +1,5 @@
-"""Atomic file writes: a temporary name beside the target, then a rename.
+"""Local files: atomic writes (a temporary name beside the target, then a rename) and the
+containment check for files read from inside a root folder (labelled images).
 
 A killed process leaves either the old file or the new one, never half of one.
 Light on imports (no Beam, no torch), so every module can use it.
@@ -9,6 +10,7 @@ import io
 import os
 import uuid
 from contextlib import contextmanager
+from typing import Optional
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -44,3 +46,22 @@ def write_table(path, table: pa.Table, row_group_rows: int | None = None) -> Non
     buf = io.BytesIO()
     pq.write_table(table, buf, row_group_size=row_group_rows, compression="zstd")
     atomic_write(path, buf.getvalue())
+
+
+def resolve_local(root: str, relpath: str) -> Optional[str]:
+    """The absolute real path of ``relpath`` under ``root``, or None when it
+    resolves (through ``..`` or symlinks) outside ``root``. The file need not exist."""
+    try:
+        return resolve_under(os.path.realpath(root), relpath)
+    except (ValueError, OSError):
+        return None
+
+
+def resolve_under(base: str, relpath: str) -> Optional[str]:
+    try:
+        target = os.path.realpath(os.path.join(base, relpath))
+    except (ValueError, OSError):
+        return None
+    if target == base or os.path.commonpath([base, target]) != base:
+        return None
+    return target

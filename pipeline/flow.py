@@ -20,7 +20,7 @@ from clipcurate.filters.language import LanguageConfig
 from clipcurate.filters.normalize import NormalizeConfig
 from clipcurate.filters.prompts import PromptConfig
 from clipcurate.filters.quality import QualityConfig
-from clipcurate.pipeline.stages.curate import Balance, BlocklistHashes, BlocklistUrls, CaptionQualityStage, ImageQualityStage
+from clipcurate.pipeline.stages.curate import Balance, caption_quality, hash_blocklist, image_quality, url_blocklist
 from clipcurate.pipeline.stages.dedup.exact import DedupImages, DedupPairs
 from clipcurate.pipeline.stages.download import Download, DownloadConfig
 from clipcurate.pipeline.sources.tables import Ingest, IngestConfig
@@ -28,7 +28,9 @@ from clipcurate.pipeline.stages.language import IdentifyLanguage
 from clipcurate.pipeline.stages.dedup.near import NearDedup, NearDedupConfig
 from clipcurate.pipeline.stages.normalize import Normalize
 from clipcurate.pipeline.stages.prompts import MakePrompts
-from clipcurate.pipeline.sinks.shards import WriteConfig, WriteRejects, WriteShards
+from clipcurate.pipeline.sinks.rejects import WriteRejects
+from clipcurate.pipeline.sinks.selection import WriteSelection
+from clipcurate.pipeline.sinks.shards import WriteConfig, WriteShards
 
 
 @dataclass(frozen=True)
@@ -76,15 +78,15 @@ def build(p: beam.Pipeline, config: RunConfig):
 
     stages = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
     if config.blocklist.url_files:
-        stages.append(("BlockUrls", BlocklistUrls(config.blocklist)))
+        stages.append(("BlockUrls", url_blocklist(config.blocklist)))
     stages += [("Language", IdentifyLanguage(config.language)), ("Prompts", MakePrompts(config.prompts))]
     if config.quality.checks_captions:
-        stages.append(("CaptionQuality", CaptionQualityStage(config.quality)))
+        stages.append(("CaptionQuality", caption_quality(config.quality)))
     stages += [("Download", Download(config.download)), ("DedupImages", DedupImages())]
     if config.blocklist.hash_files:
-        stages.append(("BlockHashes", BlocklistHashes(config.blocklist)))
+        stages.append(("BlockHashes", hash_blocklist(config.blocklist)))
     if config.quality.checks_images:
-        stages.append(("ImageQuality", ImageQualityStage(config.quality)))
+        stages.append(("ImageQuality", image_quality(config.quality)))
     if config.near_dedup is not None:
         stages.append(("NearDedup", NearDedup(config.near_dedup)))
     if config.score is not None:
@@ -102,8 +104,10 @@ def build(p: beam.Pipeline, config: RunConfig):
 
     rows = raw
     for label, stage in stages:
-        rows, bad = rows | label >> stage
+        rows, bad, *rule = rows | label >> stage  # only Select has a third output: its rule
         rejects.append(bad)
+        if rule:
+            _ = rule[0] | "WriteSelection" >> WriteSelection(config.write.output_dir)
 
     sizes = rows | "WriteShards" >> WriteShards(config.write)
     counts = tuple(rejects) | "AllRejects" >> beam.Flatten() | "WriteRejects" >> WriteRejects(config.write)

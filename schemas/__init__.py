@@ -2,6 +2,7 @@
 
 A pair moves through the pipeline as a dict whose reserved fields are named in
 ``SAMPLE_FIELDS``; every other key is a user column carried from the input.
+Which fields exist after which stage is written down in ``schemas.records``.
 A dropped pair becomes a reject row: its input columns plus ``stage``,
 ``reason`` and ``error_message`` (and whatever reserved fields were known when
 it was dropped).

@@ -53,7 +53,7 @@ def test_logit_scale_is_clamped():
 
 def test_loss_decreases_on_a_tiny_set(tmp_path):
     samples, labels = tiny_samples()
-    train_bootstrap(None, tmp_path, TINY, quiet(epochs=25, batch_size=18, lr=2e-3), samples=(samples, labels))
+    train_bootstrap(tmp_path, (samples, labels), TINY, quiet(epochs=25, batch_size=18, lr=2e-3))
     losses = [r["loss"] for r in map(eval_json, (tmp_path / store.LOG).read_text().splitlines())]
     assert len(losses) == 25
     assert min(losses[-3:]) < losses[0] - 0.2
@@ -66,7 +66,7 @@ def eval_json(line):
 
 def test_save_load_round_trip_gives_identical_embeddings(tmp_path):
     samples, labels = tiny_samples(per_label=2)
-    model, _ = train_bootstrap(None, tmp_path, TINY, quiet(epochs=1, batch_size=6), samples=(samples, labels))
+    model, _ = train_bootstrap(tmp_path, (samples, labels), TINY, quiet(epochs=1, batch_size=6))
     for name in (store.WEIGHTS, store.CONFIG, store.TOKENIZER, store.LOG, store.CHECKPOINT):
         assert (tmp_path / name).is_file()
     loaded, tok, saved_labels = store.load_model(tmp_path)
@@ -85,10 +85,10 @@ def test_save_load_round_trip_gives_identical_embeddings(tmp_path):
 def test_same_seed_gives_identical_weights(tmp_path):
     samples, labels = tiny_samples(per_label=3)
     for name in ("a", "b"):
-        train_bootstrap(None, tmp_path / name, TINY, quiet(epochs=2, batch_size=4, seed=7), samples=(samples, labels))
+        train_bootstrap(tmp_path / name, (samples, labels), TINY, quiet(epochs=2, batch_size=4, seed=7))
     a, b = load_file(str(tmp_path / "a" / store.WEIGHTS)), load_file(str(tmp_path / "b" / store.WEIGHTS))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    train_bootstrap(None, tmp_path / "c", TINY, quiet(epochs=2, batch_size=4, seed=8), samples=(samples, labels))
+    train_bootstrap(tmp_path / "c", (samples, labels), TINY, quiet(epochs=2, batch_size=4, seed=8))
     c = load_file(str(tmp_path / "c" / store.WEIGHTS))
     assert not all(torch.equal(a[k], c[k]) for k in a)
 
@@ -96,7 +96,7 @@ def test_same_seed_gives_identical_weights(tmp_path):
 def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     samples, labels = tiny_samples(per_label=3)
     full = quiet(epochs=3, batch_size=4, seed=1)
-    train_bootstrap(None, tmp_path / "full", TINY, full, samples=(samples, labels))
+    train_bootstrap(tmp_path / "full", (samples, labels), TINY, full)
 
     class Interrupt(Exception):
         pass
@@ -111,11 +111,11 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
     store.save_checkpoint = save_then_stop  # stands in for a kill after the first epoch
     try:
         with pytest.raises(Interrupt):
-            train_bootstrap(None, tmp_path / "cut", TINY, full, samples=(samples, labels))
+            train_bootstrap(tmp_path / "cut", (samples, labels), TINY, full)
     finally:
         store.save_checkpoint = real_save
     assert store.load_checkpoint(tmp_path / "cut")["epoch"] == 1
-    train_bootstrap(None, tmp_path / "cut", TINY, full, samples=(samples, labels))  # same command again
+    train_bootstrap(tmp_path / "cut", (samples, labels), TINY, full)  # same command again
     a, b = load_file(str(tmp_path / "full" / store.WEIGHTS)), load_file(str(tmp_path / "cut" / store.WEIGHTS))
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-6) for k in a)
     epochs = [eval_json(line)["epoch"] for line in (tmp_path / "cut" / store.LOG).read_text().splitlines()]
@@ -124,10 +124,10 @@ def test_resume_after_interruption_matches_an_uninterrupted_run(tmp_path):
 
 def test_resume_refuses_other_options(tmp_path):
     samples, labels = tiny_samples(per_label=2)
-    train_bootstrap(None, tmp_path, TINY, quiet(epochs=1, batch_size=6), samples=(samples, labels))
+    train_bootstrap(tmp_path, (samples, labels), TINY, quiet(epochs=1, batch_size=6))
     store.save_checkpoint(tmp_path, {**store.load_checkpoint(tmp_path), "done": []})
     with pytest.raises(ValueError, match="other training options"):
-        train_bootstrap(None, tmp_path, TINY, quiet(epochs=1, batch_size=6, lr=5e-4), samples=(samples, labels))
+        train_bootstrap(tmp_path, (samples, labels), TINY, quiet(epochs=1, batch_size=6, lr=5e-4))
 
 
 def test_contrastive_loss_counts_same_group_as_positive():
@@ -158,7 +158,7 @@ def test_augment_returns_the_asked_size():
 def test_scorer_ranks_matched_pairs_above_mismatched_after_training(tmp_path):
     # 24 per label: with 12 the tiny model's ranking swung between 0.6 and 0.8 with the seed
     samples, labels = tiny_samples(per_label=24)
-    train_bootstrap(None, tmp_path, TINY, quiet(epochs=60, batch_size=12, lr=1e-3), samples=(samples, labels))
+    train_bootstrap(tmp_path, (samples, labels), TINY, quiet(epochs=60, batch_size=12, lr=1e-3))
     scorer = ClipScorer.load(ScorerConfig(spec=str(tmp_path), device="cpu"))
     assert scorer.dim == 32 and scorer.device == "cpu"
     images = [synth.encode_jpeg(s.image) for s in samples]

@@ -8,7 +8,8 @@ from PIL import Image
 
 from clipcurate.filters.prompts import PromptConfig
 from clipcurate.pipeline.sources.errors import InputError
-from clipcurate.pipeline.sources.labelled import LabelledConfig, list_labels, read_labelled, resolve_local
+from clipcurate.pipeline.files import resolve_local
+from clipcurate.pipeline.sources.labelled import LabelledConfig, list_labels, read_labelled
 
 
 def _image(path, colour, fmt=None):

@@ -13,7 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from clipcurate.filters.blocklist import BlocklistConfig, BlocklistError, HashBlocklist, UrlBlocklist, check_config
 from clipcurate.filters.normalize import normalize_url
 from clipcurate.filters.quality import CaptionQuality, ImageQuality, QualityConfig
-from clipcurate.pipeline.stages.curate import BlocklistHashes, BlocklistUrls, CaptionQualityStage, ImageQualityStage
+from clipcurate.pipeline.stages.curate import caption_quality, hash_blocklist, image_quality, url_blocklist
 
 DATACOMP = QualityConfig(min_short_side=200, max_aspect_ratio=3.0, min_words=3, max_words=50)
 
@@ -62,11 +62,11 @@ def test_quality_stages_route_rejects_with_stage_and_reason():
     caption_rows = [{"key": f"c{i}", "caption": c} for i, c in enumerate(["dog", "a red dog", "a small red dog"])]
     image_rows = [image_row("ok", 400, 300), image_row("small", 100, 100), image_row("wide", 900, 250)]
     with TestPipeline() as p:
-        kept, rejects = p | "Captions" >> beam.Create(caption_rows) | "CQ" >> CaptionQualityStage(DATACOMP)
+        kept, rejects = p | "Captions" >> beam.Create(caption_rows) | "CQ" >> caption_quality(DATACOMP)
         assert_that(kept | "CK" >> beam.Map(lambda r: r["key"]), equal_to(["c1", "c2"]), label="CaptionKept")
         assert_that(rejects | "CR" >> beam.Map(lambda r: (r["key"], r["stage"], r["reason"])),
                     equal_to([("c0", "quality", "caption_word_count")]), label="CaptionRejects")
-        kept, rejects = p | "Images" >> beam.Create(image_rows) | "IQ" >> ImageQualityStage(DATACOMP)
+        kept, rejects = p | "Images" >> beam.Create(image_rows) | "IQ" >> image_quality(DATACOMP)
         assert_that(kept | "IK" >> beam.Map(lambda r: r["key"]), equal_to(["ok"]), label="ImageKept")
         assert_that(rejects | "IR" >> beam.Map(lambda r: (r["key"], r["stage"], r["reason"])),
                     equal_to([("small", "quality", "small_image"), ("wide", "quality", "aspect_ratio")]), label="ImageRejects")
@@ -129,8 +129,8 @@ def test_blocklist_stages(tmp_path):
              "sha256": hashlib.sha256(k.encode() if k != "hashed" else blocked_bytes).hexdigest(),
              "md5": "0" * 32} for k in ("bad", "hashed", "fine")]
     with TestPipeline() as p:
-        kept, url_rejects = p | beam.Create(rows) | "Urls" >> BlocklistUrls(config)
-        kept, hash_rejects = kept | "Hashes" >> BlocklistHashes(config)
+        kept, url_rejects = p | beam.Create(rows) | "Urls" >> url_blocklist(config)
+        kept, hash_rejects = kept | "Hashes" >> hash_blocklist(config)
         assert_that(kept | "K" >> beam.Map(lambda r: r["key"]), equal_to(["fine"]), label="Kept")
         assert_that(url_rejects | "U" >> beam.Map(lambda r: (r["key"], r["stage"], r["reason"])),
                     equal_to([("bad", "blocklist", "blocked_url")]), label="UrlRejects")

@@ -23,8 +23,7 @@ def scorer(tmp_path_factory):
     samples = [Sample(image=synth.make_image(label, rng, 32), group=i, label=label)
                for i, label in enumerate(LABELS) for _ in range(32)]  # 16: probe accuracy 0.53-0.77 by seed
     folder = tmp_path_factory.mktemp("model")
-    train_bootstrap(None, folder, SMALL, TrainConfig(epochs=40, batch_size=16, progress=False, device="cpu"),
-                    samples=(samples, LABELS))
+    train_bootstrap(folder, (samples, LABELS), SMALL, TrainConfig(epochs=40, batch_size=16, progress=False, device="cpu"))
     return ClipScorer.load(ScorerConfig(spec=str(folder), device="cpu"))
 
 

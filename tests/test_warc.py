@@ -11,7 +11,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from warcio.statusandheaders import StatusAndHeaders
 from warcio.warcwriter import WARCWriter
 
-from clipcurate.pipeline.sources.warc import ReadWarc, WarcConfig, is_reject, iter_pairs
+from clipcurate.pipeline.sources.warc import ReadWarc, WarcConfig, iter_pairs
 
 PAGE = "http://example.com/a/page.html"
 LATIN = "http://example.com/latin.html"
@@ -100,14 +100,22 @@ def _numbered(rows, path, skip=()):
     return out
 
 
+def _pairs(path):
+    return [row for kind, row in iter_pairs(path) if kind == "pair"]
+
+
+def _malformed(path):
+    return [row for kind, row in iter_pairs(path) if kind == "malformed"]
+
+
 def test_warc_response_records_give_exact_pairs(warc_file):
-    assert list(iter_pairs(warc_file)) == _numbered(WARC_ROWS, warc_file)
+    assert [kind for kind, _ in iter_pairs(warc_file)] == ["pair"] * len(WARC_ROWS)
+    assert _pairs(warc_file) == _numbered(WARC_ROWS, warc_file)
 
 
 def test_wat_links_give_exact_pairs_and_a_bad_record_becomes_a_reject(wat_file):
-    rows = list(iter_pairs(wat_file))
-    rejects = [r for r in rows if is_reject(r)]
-    assert [r for r in rows if not is_reject(r)] == _numbered(WAT_ROWS, wat_file, skip={2})
+    rejects = _malformed(wat_file)
+    assert _pairs(wat_file) == _numbered(WAT_ROWS, wat_file, skip={2})
     assert len(rejects) == 1
     assert rejects[0]["source_row"] == 2 and rejects[0]["reason"] == "malformed_row"
     assert rejects[0]["stage"] == "ingest" and "JSON" in rejects[0]["error_message"]
@@ -117,13 +125,15 @@ def test_unreadable_files_end_in_a_reject_not_a_crash(warc_file, tmp_path):
     garbage = tmp_path / "garbage.warc"
     garbage.write_bytes(b"this is not a WARC file\n" * 10)
     rows = list(iter_pairs(str(garbage)))
-    assert len(rows) == 1 and rows[0]["reason"] == "malformed_row" and rows[0]["source_row"] == 0
+    assert len(rows) == 1 and rows[0][0] == "malformed"
+    assert rows[0][1]["reason"] == "malformed_row" and rows[0][1]["source_row"] == 0
     data = open(warc_file, "rb").read()
     cut = tmp_path / "cut.warc.gz"
     cut.write_bytes(data[: len(data) - 20])  # the last gzip member (the Latin-1 page) is truncated
     rows = list(iter_pairs(str(cut)))
-    assert rows[:-1] == _numbered(WARC_ROWS[:2], str(cut))
-    assert rows[-1]["reason"] == "malformed_row" and rows[-1]["source_row"] == 2
+    assert [row for _, row in rows[:-1]] == _numbered(WARC_ROWS[:2], str(cut))
+    assert rows[-1][0] == "malformed"
+    assert rows[-1][1]["reason"] == "malformed_row" and rows[-1][1]["source_row"] == 2
 
 
 def test_read_warc_transform_gives_batches_and_rejects(warc_file, wat_file, tmp_path):

@@ -51,8 +51,9 @@ def main(args) -> int:
     from clipcurate.pipeline.clip.data import read_shard_pairs, shard_files
     from clipcurate.pipeline.clip.model import ClipConfig
     from clipcurate.pipeline.clip.train import (
-        RoundConfig, TrainConfig, finetune_on_pairs, load_training_samples, train_bootstrap,
+        RoundConfig, TrainConfig, finetune_on_pairs, train_bootstrap,
     )
+    from clipcurate.pipeline.sources.seeds import training_samples
 
     if not Path(args.source).exists():
         raise UsageError(f"seed source {args.source} does not exist")
@@ -72,8 +73,8 @@ def main(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        samples = load_training_samples(args.source, model_config.image_size)
-        _, summary = train_bootstrap(args.source, args.output, model_config, config, resume=args.resume, samples=samples)
+        samples = training_samples(args.source, model_config.image_size)
+        _, summary = train_bootstrap(args.output, samples, model_config, config, resume=args.resume)
         seed_samples = samples[0] if samples[1] else []
         for shards in args.bootstrap_round:
             finetune_on_pairs(args.output, read_shard_pairs(shards), round_config, seed_samples=seed_samples,

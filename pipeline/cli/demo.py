@@ -52,7 +52,9 @@ def truth_rates(curated: str) -> dict:
 
 
 def main(args) -> int:
+    from clipcurate.pipeline.clip.model import ClipConfig
     from clipcurate.pipeline.clip.train import TrainConfig, train_bootstrap
+    from clipcurate.pipeline.sources.seeds import training_samples
     from clipcurate.pipeline.cli import main as cli_main
     from clipcurate.pipeline.demo.web import DemoConfig, WebServer, make_web, pairs_table
     from clipcurate.pipeline.demo import synth
@@ -72,7 +74,11 @@ def main(args) -> int:
     if args.epochs < 1:
         raise UsageError("--epochs must be >= 1")
     train = TrainConfig(seed=args.seed, device=args.device, epochs=args.epochs)
-    train_bootstrap(seed_dir, model_dir, config=train)
+    try:
+        samples = training_samples(seed_dir, ClipConfig().image_size)
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    train_bootstrap(model_dir, samples, config=train)
     routes, rows = make_web(config)
     server = WebServer(routes)
     try:

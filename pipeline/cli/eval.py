@@ -16,13 +16,14 @@ def add_arguments(parser) -> None:
 
 
 def main(args) -> int:
-    from clipcurate.pipeline.clip.evaluate import evaluate_folder
+    from clipcurate.pipeline.clip.evaluate import evaluate_images
     from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
+    from clipcurate.pipeline.sources.labelled import labelled_images
 
     try:
         scorer = ClipScorer.load(ScorerConfig(spec=args.model, device=args.device, batch_size=args.batch_size))
-        result = evaluate_folder(scorer, args.labelled)
-    except ValueError as err:
+        result = evaluate_images(scorer, labelled_images(args.labelled))
+    except ValueError as err:  # InputError (the labelled source) is a ValueError too
         raise UsageError(str(err)) from None
     if args.json:
         print(json.dumps({"model": scorer.name, **result.to_dict()}, indent=2))

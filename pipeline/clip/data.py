@@ -187,20 +187,17 @@ def read_shard_pairs(path) -> list[tuple[bytes, str]]:
     return pairs
 
 
-def read_seed_folder(source, max_side: int) -> list[Sample]:
-    """Decoded samples of a labelled folder or table (via ``pipeline.labelled``); group = label index."""
-    from clipcurate.pipeline.sources.labelled import LabelledConfig, read_labelled
-
-    rows = [r for r in read_labelled(LabelledConfig(source=str(source))) if r.get("local_path") and r.get("label")]
-    labels = sorted({r["label"] for r in rows})
+def read_seed_images(images: Sequence[tuple[str, str]], max_side: int) -> list[Sample]:
+    """Decoded samples of a seed set's (local path, label) pairs; group = label index."""
+    labels = sorted({label for _, label in images})
     index = {label: i for i, label in enumerate(labels)}
     samples = []
-    for row in rows:
+    for path, label in images:
         try:
-            image = decode_image(Path(row["local_path"]).read_bytes(), max_side)
+            image = decode_image(Path(path).read_bytes(), max_side)
         except (OSError, ValueError):
             continue  # unreadable seed image: skipped, as the pipeline would reject it
-        samples.append(Sample(image=image, group=index[row["label"]], label=row["label"]))
+        samples.append(Sample(image=image, group=index[label], label=label))
     return samples
 
 

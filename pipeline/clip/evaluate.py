@@ -59,18 +59,15 @@ def zero_shot(scorer: ClipScorer, images: Sequence[bytes], labels: Sequence[str]
     return ZeroShotResult(float(np.mean(pred == truth)), per_label, counts, len(truth))
 
 
-def evaluate_folder(scorer: ClipScorer, source) -> ZeroShotResult:
-    """Zero-shot accuracy on a labelled folder or table (its local images)."""
-    from clipcurate.pipeline.sources.labelled import LabelledConfig, read_labelled
-
-    rows = [r for r in read_labelled(LabelledConfig(source=str(source))) if r.get("local_path") and r.get("label")]
+def evaluate_images(scorer: ClipScorer, labelled: Sequence[tuple[str, str]]) -> ZeroShotResult:
+    """Zero-shot accuracy on (local image path, label) pairs; unreadable files are left out."""
     images, labels = [], []
-    for row in rows:
+    for path, label in labelled:
         try:
-            images.append(Path(row["local_path"]).read_bytes())
+            images.append(Path(path).read_bytes())
         except OSError:
             continue
-        labels.append(row["label"])
+        labels.append(label)
     return zero_shot(scorer, images, labels, sorted(set(labels)))
 
 

@@ -23,7 +23,7 @@ import torch
 
 from clipcurate.pipeline.clip import store
 from clipcurate.pipeline.clip.data import (
-    AugmentConfig, Sample, augment, augment_batch, pair_samples, read_seed_folder, read_shard_pairs, shard_files, to_tensor,
+    AugmentConfig, Sample, augment, augment_batch, pair_samples, to_tensor,
 )
 from clipcurate.pipeline.clip.model import Clip, ClipConfig, contrastive_loss
 from clipcurate.pipeline.clip.text import (
@@ -211,20 +211,6 @@ def run_phase(model: Clip, tokenizer: ClipTokenizer, samples: Sequence[Sample], 
     return PhaseSummary(phase, config.epochs - start, total_seconds, rate, loss_value)
 
 
-def load_training_samples(source, image_size: int) -> tuple[list[Sample], list[str]]:
-    """(samples, seed labels) from a labelled folder/table or from curated shards."""
-    max_side = 2 * image_size
-    if shard_files(source):
-        samples = pair_samples(read_shard_pairs(source), max_side, first_group=0)
-        labels: list[str] = []
-    else:
-        samples = read_seed_folder(source, max_side)
-        labels = sorted({s.label for s in samples})
-    if len(samples) < 2:
-        raise ValueError(f"{source} has fewer than 2 readable training images")
-    return samples, labels
-
-
 def _build_tokenizer(model_dir: Path, samples, labels, model_config: ClipConfig, reuse: bool) -> ClipTokenizer:
     path = model_dir / store.TOKENIZER
     if reuse and path.is_file():
@@ -245,11 +231,12 @@ def _start(model_dir: Path, resume: bool) -> Optional[dict]:
     return store.load_checkpoint(model_dir)
 
 
-def train_bootstrap(source, model_dir, model_config: ClipConfig = ClipConfig(), config: TrainConfig = TrainConfig(),
-                    resume: bool = True, samples: Optional[tuple[list[Sample], list[str]]] = None) -> tuple[Clip, PhaseSummary]:
-    """Train a CLIP from a seed set (labelled folder/table or curated shards) into ``model_dir``."""
+def train_bootstrap(model_dir, samples: tuple[list[Sample], list[str]], model_config: ClipConfig = ClipConfig(),
+                    config: TrainConfig = TrainConfig(), resume: bool = True) -> tuple[Clip, PhaseSummary]:
+    """Train a CLIP from a seed set's (samples, labels) into ``model_dir``; ``sources.seeds`` reads
+    them from a labelled folder/table or curated shards."""
     model_dir = Path(model_dir)
-    samples, labels = samples or load_training_samples(source, model_config.image_size)
+    samples, labels = samples
     checkpoint = _start(model_dir, resume)
     tokenizer = _build_tokenizer(model_dir, samples, labels, model_config, reuse=checkpoint is not None)
     model_config = replace(model_config, vocab_size=tokenizer.vocab_size)

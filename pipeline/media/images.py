@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import threading
 from dataclasses import dataclass
 from typing import Optional
@@ -26,8 +25,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-from img2dataset.resizer import Resizer  # noqa: E402
+from clipcurate.pipeline.imports import Resizer  # noqa: E402
 
 from clipcurate.filters.base import Drop  # noqa: E402
 
@@ -35,7 +33,7 @@ RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border
 ENCODE_FORMATS = ("jpg", "png", "webp")
 _PASS_THROUGH_FORMATS = ("JPEG", "PNG", "WEBP")
 _EXIF_ORIENTATION = 0x0112
-_RESIZER_LOCK = threading.Lock()  # see the module docstring
+_RESIZER_LOCK = threading.Lock()  # process-wide: Resizer swaps the process's stdout/stderr fds, not thread-safe
 
 
 @dataclass(frozen=True)

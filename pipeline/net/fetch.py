@@ -38,7 +38,6 @@ the system resolver and is not bounded by the deadline.
 from __future__ import annotations
 
 import http.client
-import os
 import threading
 import urllib.parse
 import urllib.request
@@ -46,9 +45,7 @@ import urllib.robotparser
 from dataclasses import dataclass
 from typing import Optional
 
-# albumentations (imported by img2dataset) asks PyPI for updates at import unless this is set
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-from img2dataset.downloader import is_disallowed  # noqa: E402
+from clipcurate.pipeline.imports import is_disallowed  # noqa: E402
 
 from clipcurate.filters.base import Drop  # noqa: E402
 from clipcurate.pipeline.net.deadline import Deadline, Watchdog  # noqa: E402

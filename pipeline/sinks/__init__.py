@@ -1,1 +1,1 @@
-"""pipeline/sinks"""
+"""Where records leave: WebDataset shards + Parquet + sizes.json, the rejects table, selection.json."""

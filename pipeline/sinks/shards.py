@@ -1,4 +1,4 @@
-"""Write the output: WebDataset tar shards with a Parquet file each, sizes.json, rejects.
+"""Write the kept samples: WebDataset tar shards with a Parquet file each (+ embeddings), sizes.json.
 
 Shard contents are deterministic and independent of the runner's bundling:
 samples are range-partitioned by key into buckets, each bucket sorted, and a
@@ -11,19 +11,17 @@ from __future__ import annotations
 
 import io
 import json
-import math
 import os
 import tarfile
 from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
-import pyarrow as pa
 
 from clipcurate import schemas
-from clipcurate.pipeline.stages.dedup.exact import input_order
 from clipcurate.pipeline.files import atomic_write, write_table
-from clipcurate.pipeline.stages.base import Timer
+from clipcurate.pipeline.sinks.arrow import to_table
+from clipcurate.pipeline.stages.base import RangeParts, Timer
 
 
 @dataclass(frozen=True)
@@ -36,10 +34,6 @@ class WriteConfig:
 
 def shards_dir(out: str) -> str:
     return os.path.join(out, "shards")
-
-
-def rejects_dir(out: str) -> str:
-    return os.path.join(out, "rejects")
 
 
 def _json_value(value):
@@ -63,19 +57,6 @@ def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def _array(values: list, type_: pa.DataType) -> pa.Array:
-    try:
-        return pa.array(values, type=type_)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError):
-        text = pa.array([None if v is None else str(v) for v in values], pa.string())
-        return text if pa.types.is_string(type_) else text.cast(type_, safe=False)
-
-
-def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
-    """Rows as a table of ``schema``; fields a row lacks are null."""
-    return pa.Table.from_arrays([_array([r.get(f.name) for r in rows], f.type) for f in schema], schema=schema)
-
-
 def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) -> tuple[str, int]:
     """Write NNNNN.tar (+ .parquet, + embeddings .npy when scored); returns (tar name, count)."""
     samples = sorted(samples, key=lambda s: s["key"])
@@ -97,11 +78,6 @@ def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) 
             _tar_member(tar, f"{s['key']}.json", meta.encode("utf-8"))
     atomic_write(base + ".tar", buf.getvalue())
     return f"{shard:05d}.tar", len(samples)
-
-
-def bucket_of(key: str, buckets: int) -> int:
-    """Range partition on the key's first 32 bits: bucket order is key order."""
-    return (int(key[:8], 16) * buckets) >> 32
 
 
 class _AssignShards(beam.DoFn):
@@ -144,9 +120,7 @@ class WriteShards(beam.PTransform):
 
     def expand(self, samples):
         n = self.config.samples_per_shard
-        total = samples | "Count" >> beam.combiners.Count.Globally()
-        keyed = samples | "Bucket" >> beam.Map(
-            lambda s, t: (bucket_of(s["key"], max(1, math.ceil(t / n))), s), beam.pvalue.AsSingleton(total))
+        keyed = samples | "Bucket" >> RangeParts(n)
         counts = (keyed | "BucketIds" >> beam.Map(lambda kv: kv[0])
                   | "BucketCounts" >> beam.combiners.Count.PerElement())
         sizes = (
@@ -158,30 +132,3 @@ class WriteShards(beam.PTransform):
         )
         return (sizes | "AllSizes" >> beam.combiners.ToList()
                 | "SizesJson" >> beam.Map(_write_sizes, self.config.output_dir))
-
-
-class _WriteRejects(beam.DoFn):
-    def __init__(self, config: WriteConfig):
-        self.config = config
-
-    def process(self, item):
-        stage, rows = item
-        rows = sorted(rows, key=input_order)
-        schema = schemas.reject_schema(list(self.config.extra_fields))
-        path = os.path.join(rejects_dir(self.config.output_dir), f"{stage}.parquet")
-        write_table(path, to_table(rows, schema), self.config.row_group_rows)
-        yield stage, len(rows)
-
-
-class WriteRejects(beam.PTransform):
-    def __init__(self, config: WriteConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, rejects):
-        return (
-            rejects
-            | "ByStage" >> beam.Map(lambda r: (r.get("stage") or "internal", r))
-            | "GroupStage" >> beam.GroupByKey()
-            | "Write" >> beam.ParDo(_WriteRejects(self.config))
-        )

@@ -1,1 +1,1 @@
-"""pipeline/sources"""
+"""Where records enter: tables, labelled folders/tables, a crawl, WARC/WAT files; the bootstrap seed set."""

@@ -16,6 +16,7 @@ from apache_beam.metrics import Metrics
 
 from clipcurate.pipeline.sources.crawler import CrawlConfig, crawl_site, group_by_site, site_sort_key
 from clipcurate.pipeline.net.fetch import Fetcher
+from clipcurate.pipeline.sources.base import ReadEach
 from clipcurate.pipeline.stages.base import NAMESPACE, Timer
 
 
@@ -76,12 +77,7 @@ class Crawl(beam.PTransform):
         self.config = config
 
     def expand(self, pbegin):
-        crawled = (
-            pbegin
-            | "Sites" >> beam.Create(group_by_site(self.config.seeds))
-            | "Spread" >> beam.Reshuffle()
-            | "CrawlSite" >> beam.ParDo(_CrawlSiteDoFn(self.config))
-        )
+        crawled, _ = pbegin | "Sites" >> ReadEach(group_by_site(self.config.seeds), _CrawlSiteDoFn(self.config))
         offsets = (
             crawled
             | "CountRows" >> beam.Map(lambda kv: (kv[0], len(kv[1])))

@@ -5,7 +5,8 @@ Two layouts:
 - an ImageFolder tree, one sub-folder per label (images may sit deeper inside
   it), local files with the extensions in ``IMAGE_EXTENSIONS``, hidden files
   and folders skipped;
-- a table (.parquet, .csv, .tsv, .jsonl) with a ``label`` column and either a
+- a table (.parquet, .csv, .tsv, .jsonl, optionally gzip'd; read by ingest's
+  reader, so CSV columns are text) with a ``label`` column and either a
   local path column (``path``, ``image_path`` or ``file``, relative to the
   table's folder) or a ``url`` column.
 
@@ -19,10 +20,11 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
 
 from clipcurate.filters.prompts import PromptConfig, clean_label, make_prompt
+from clipcurate.pipeline.files import resolve_under as _resolve_under
 from clipcurate.pipeline.sources.errors import InputError
+from clipcurate.pipeline.sources.tables import format_of, read_whole_table
 from clipcurate.schemas import RESERVED_NAMES, carried_name
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif"})
@@ -44,25 +46,6 @@ def labelled_root(source) -> str:
     """The folder labelled images are read from: the source folder itself, or the table's folder."""
     source = Path(source)
     return os.path.realpath(source if source.is_dir() else source.parent)
-
-
-def resolve_local(root: str, relpath: str) -> Optional[str]:
-    """The absolute real path of ``relpath`` under ``root``, or None when it
-    resolves (through ``..`` or symlinks) outside ``root``. The file need not exist."""
-    try:
-        return _resolve_under(os.path.realpath(root), relpath)
-    except (ValueError, OSError):
-        return None
-
-
-def _resolve_under(base: str, relpath: str) -> Optional[str]:
-    try:
-        target = os.path.realpath(os.path.join(base, relpath))
-    except (ValueError, OSError):
-        return None
-    if target == base or os.path.commonpath([base, target]) != base:
-        return None
-    return target
 
 
 class _Captioner:
@@ -159,24 +142,8 @@ def _row(base: str, relpath: str, url: str, caption: str, raw_label, label: str,
 
 # --- tables --------------------------------------------------------------------
 
-def _load_table(path: Path):
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".parquet":
-            import pyarrow.parquet as pq
-            return pq.read_table(path)
-        if suffix in (".csv", ".tsv"):
-            import pyarrow.csv as pacsv
-            delimiter = "\t" if suffix == ".tsv" else ","
-            return pacsv.read_csv(path, parse_options=pacsv.ParseOptions(delimiter=delimiter))
-        import pyarrow.json as pajson
-        return pajson.read_json(path)
-    except (OSError, ValueError) as err:  # pyarrow raises ArrowInvalid (a ValueError) on bad files
-        raise InputError(f"cannot read labelled table {path}: {str(err).splitlines()[0]}") from None
-
-
 def _read_table(path: Path, prompt: PromptConfig) -> list[dict]:
-    table = _load_table(path)
+    table = read_whole_table(str(path), what="labelled table")
     names = table.column_names
     if LABEL_COLUMN not in names:
         raise InputError(f"labelled table {path} has no {LABEL_COLUMN!r} column (columns: {', '.join(names)})")
@@ -218,8 +185,9 @@ def read_labelled(config: LabelledConfig) -> list[dict]:
     if source.is_dir():
         return _read_folder(source, config.prompt)
     if source.is_file():
-        if source.suffix.lower() not in TABLE_EXTENSIONS:
-            raise InputError(f"labelled source {source} is neither a folder nor a table ({', '.join(TABLE_EXTENSIONS)})")
+        if format_of(source.name) is None:
+            raise InputError(f"labelled source {source} is neither a folder nor a table ({', '.join(TABLE_EXTENSIONS)},"
+                             " optionally .gz)")
         return _read_table(source, config.prompt)
     raise InputError(f"labelled source {source} does not exist")
 
@@ -227,3 +195,9 @@ def read_labelled(config: LabelledConfig) -> list[dict]:
 def list_labels(config: LabelledConfig) -> list[str]:
     """The distinct cleaned labels, sorted."""
     return sorted({row["label"] for row in read_labelled(config) if row["label"]})
+
+
+def labelled_images(source) -> list[tuple[str, str]]:
+    """(local image path, label) of every labelled image that is a local file inside the root."""
+    rows = read_labelled(LabelledConfig(source=str(source)))
+    return [(r["local_path"], r["label"]) for r in rows if r.get("local_path") and r.get("label")]

@@ -15,12 +15,14 @@ import json
 import os
 from dataclasses import dataclass
 
+import apache_beam as beam
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from clipcurate import schemas
+from clipcurate.pipeline.sources.base import ReadEach, ReadFileDoFn, malformed_row
 from clipcurate.pipeline.sources.errors import InputError
 
 FORMATS = ("parquet", "csv", "tsv", "jsonl")
@@ -62,6 +64,11 @@ def expand_inputs(patterns, any_extension: bool = False) -> tuple[str, ...]:
             seen.add(f)
             out.append(f)
     return tuple(out)
+
+
+def format_of(path: str) -> str | None:
+    """The table format a file name says (.parquet/.pq, .csv, .tsv, .jsonl/.ndjson/.json, each optionally .gz)."""
+    return _format_of(path)
 
 
 def _format_of(path: str) -> str | None:
@@ -170,6 +177,26 @@ def _read_jsonl(path: str) -> tuple[pa.Table, list[tuple[int, str]]]:
     return table, bad
 
 
+def read_whole_table(path: str, fmt: str | None = None, what: str = "table") -> pa.Table:
+    """A small table read whole (a labelled table): the formats, gzip and text-typed CSV columns of
+    ingest's reader; a line that cannot be parsed is an InputError, since such a table is trusted input."""
+    fmt = file_format(path, fmt)
+    try:
+        if fmt == "parquet":
+            return pq.read_table(path)
+        if fmt in ("csv", "tsv"):
+            _, parse, convert = _csv_options(path, fmt)
+            with _stream(path) as f:
+                return pacsv.read_csv(f, parse_options=parse, convert_options=convert)
+        table, bad = _read_jsonl(path)
+    except (OSError, pa.ArrowException, ValueError) as err:
+        raise InputError(f"cannot read {what} {path}: {str(err).splitlines()[0]}") from None
+    if bad:
+        line, message = bad[0]
+        raise InputError(f"cannot read {what} {path}: line {line + 1}: {message}")
+    return table
+
+
 class FileReader:
     """Reads one input file into record batches in the pipeline's input layout."""
 
@@ -267,8 +294,7 @@ class FileReader:
             pa.RecordBatch.from_pylist([], schema=pa.schema(fields))
 
     def _malformed(self, path: str, row: int, message: str) -> dict:
-        return {"url": None, "caption": None, "source_file": path, "source_row": int(row),
-                "stage": "ingest", "reason": "malformed_row", "error_message": message}
+        return malformed_row(path, row, message)
 
 
 def _to_text(col):
@@ -280,27 +306,6 @@ def _to_text(col):
 
 # --- Beam -------------------------------------------------------------------------------
 
-import apache_beam as beam  # noqa: E402
-from apache_beam.metrics import Metrics  # noqa: E402
-
-
-class _ReadFileDoFn(beam.DoFn):
-    def __init__(self, config: IngestConfig, input_schema: pa.Schema):
-        self.config = config
-        self.input_schema = input_schema
-
-    def setup(self):
-        self.reader = FileReader(self.config, self.input_schema)
-        self.rows = Metrics.counter("clipcurate", "input_rows")
-
-    def process(self, path):
-        for kind, item in self.reader.read(path):
-            if kind == "batch":
-                self.rows.inc(item.num_rows)
-                yield item
-            else:
-                self.rows.inc()
-                yield beam.pvalue.TaggedOutput("rejects", item)
 
 
 class Ingest(beam.PTransform):
@@ -312,10 +317,5 @@ class Ingest(beam.PTransform):
         self.input_schema = input_schema
 
     def expand(self, pbegin):
-        result = (
-            pbegin
-            | "Files" >> beam.Create(list(self.config.files))
-            | "Reshuffle" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadFileDoFn(self.config, self.input_schema)).with_outputs("rejects", main="main")
-        )
-        return result.main, result.rejects
+        config, schema = self.config, self.input_schema
+        return pbegin | "Files" >> ReadEach(config.files, ReadFileDoFn(lambda: FileReader(config, schema).read))

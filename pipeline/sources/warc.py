@@ -22,23 +22,18 @@ import zlib
 from dataclasses import dataclass
 from typing import Iterator, Optional
 
+import apache_beam as beam
+import pyarrow as pa
 from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from clipcurate.filters.normalize import clean_caption
+from clipcurate.pipeline.sources.base import BATCH, MALFORMED, ReadEach, ReadFileDoFn, malformed_row
 from clipcurate.pipeline.sources.crawler import decode_html, is_html, parse_page
 
 IMG_PATH = "IMG@/src"
+PAIR = "pair"
 _FILE_ERRORS = (ArchiveLoadFailed, OSError, EOFError, zlib.error, ValueError)
-
-
-def is_reject(row: dict) -> bool:
-    return "reason" in row
-
-
-def _malformed(path: str, index: int, message: str) -> dict:
-    return {"url": None, "caption": None, "source_file": path, "source_row": index,
-            "stage": "ingest", "reason": "malformed_row", "error_message": message[:2000]}
 
 
 def html_record_pairs(record) -> list[dict]:
@@ -104,8 +99,8 @@ def _check_fully_read(f, end: int):
         raise ArchiveLoadFailed(f"truncated record or trailing bytes at offset {end}")
 
 
-def iter_pairs(path: str) -> Iterator[dict]:
-    """Pair rows of one WARC/WAT file, then ``malformed_row`` rejects (``is_reject``) where reading failed."""
+def iter_pairs(path: str) -> Iterator[tuple[str, dict]]:
+    """("pair", row) for the pairs of one WARC/WAT file, ("malformed", reject row) where reading failed."""
     index = 0
     try:
         with open(path, "rb") as f:
@@ -119,24 +114,20 @@ def iter_pairs(path: str) -> Iterator[dict]:
                     pairs = _record_pairs(record)
                 except (ValueError, AssertionError, UnicodeError, AttributeError) as err:
                     # invalid JSON (ValueError), a JSON value of the wrong shape, an HTML parser failure
-                    pairs = [_malformed(path, index, f"{where}: {type(err).__name__}: {err}")]
+                    pairs = [(MALFORMED, malformed_row(path, index, f"{where}: {type(err).__name__}: {err}"))]
+                else:
+                    pairs = [(PAIR, pair) for pair in pairs]
                 end = records.get_record_offset() + records.get_record_length()
                 _check_member_complete(records, end)  # before yielding: a cut record's pairs are not kept
-                for pair in pairs:
-                    yield pair if is_reject(pair) else dict(pair, source_file=path, source_row=index)
+                for kind, pair in pairs:
+                    yield kind, (pair if kind == MALFORMED else dict(pair, source_file=path, source_row=index))
                     index += 1
             _check_fully_read(f, end)
     except _FILE_ERRORS as err:
-        yield _malformed(path, index, f"unreadable WARC/WAT file: {type(err).__name__}: {str(err).strip()[:500]}")
+        yield MALFORMED, malformed_row(path, index, f"unreadable WARC/WAT file: {type(err).__name__}: {str(err).strip()[:500]}")
 
 
 # --- Beam -------------------------------------------------------------------------------
-
-import apache_beam as beam  # noqa: E402
-import pyarrow as pa  # noqa: E402
-from apache_beam.metrics import Metrics  # noqa: E402
-
-from clipcurate.pipeline.stages.base import NAMESPACE, REJECTS  # noqa: E402
 
 PAIR_SCHEMA = pa.schema([pa.field("url", pa.string()), pa.field("caption", pa.string()),
                          pa.field("source_file", pa.string()), pa.field("source_row", pa.int64()),
@@ -149,26 +140,19 @@ class WarcConfig:
     batch_rows: int = 4096
 
 
-class _ReadWarcDoFn(beam.DoFn):
-    def __init__(self, batch_rows: int):
-        self.batch_rows = batch_rows
-
-    def setup(self):
-        self.rows = Metrics.counter(NAMESPACE, "input_rows")
-
-    def process(self, path):
-        batch = []
-        for row in iter_pairs(path):
-            self.rows.inc()
-            if is_reject(row):
-                yield beam.pvalue.TaggedOutput(REJECTS, row)
-                continue
-            batch.append(row)
-            if len(batch) >= self.batch_rows:
-                yield pa.RecordBatch.from_pylist(batch, schema=PAIR_SCHEMA)
-                batch = []
-        if batch:
-            yield pa.RecordBatch.from_pylist(batch, schema=PAIR_SCHEMA)
+def read_batches(path: str, batch_rows: int):
+    """One WARC/WAT file as ("batch", RecordBatch of ``PAIR_SCHEMA``) and ("malformed", reject row) items."""
+    batch = []
+    for kind, row in iter_pairs(path):
+        if kind == MALFORMED:
+            yield kind, row
+            continue
+        batch.append(row)
+        if len(batch) >= batch_rows:
+            yield BATCH, pa.RecordBatch.from_pylist(batch, schema=PAIR_SCHEMA)
+            batch = []
+    if batch:
+        yield BATCH, pa.RecordBatch.from_pylist(batch, schema=PAIR_SCHEMA)
 
 
 class ReadWarc(beam.PTransform):
@@ -179,10 +163,5 @@ class ReadWarc(beam.PTransform):
         self.config = config
 
     def expand(self, pbegin):
-        result = (
-            pbegin
-            | "Files" >> beam.Create(list(self.config.files))
-            | "Reshuffle" >> beam.Reshuffle()
-            | "Read" >> beam.ParDo(_ReadWarcDoFn(self.config.batch_rows)).with_outputs(REJECTS, main="main")
-        )
-        return result.main, result[REJECTS]
+        n = self.config.batch_rows
+        return pbegin | "Files" >> ReadEach(self.config.files, ReadFileDoFn(lambda: lambda path: read_batches(path, n)))

@@ -7,6 +7,7 @@ bookkeeping. An unexpected exception in one record becomes an
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -159,3 +160,26 @@ def split(pcoll, label: str, dofn: beam.DoFn):
     """Apply a DoFn with a rejects output; returns (main, rejects)."""
     result = pcoll | label >> beam.ParDo(dofn).with_outputs(REJECTS, main="main")
     return result.main, result[REJECTS]
+
+
+def key_range(key: str, parts: int) -> int:
+    """Range partition on a hex key's first 32 bits: part order is key order."""
+    return (int(key[:8], 16) * parts) >> 32
+
+
+class RangeParts(beam.PTransform):
+    """rows -> (part, row), about ``rows_per_part`` rows a part, parts in key order.
+
+    The number of parts follows from the number of rows (a global count, read
+    as a side input), so the same input always makes the same parts.
+    """
+
+    def __init__(self, rows_per_part: int):
+        super().__init__()
+        self.rows_per_part = rows_per_part
+
+    def expand(self, rows):
+        n = self.rows_per_part
+        total = rows | "Count" >> beam.combiners.Count.Globally()
+        return rows | "Part" >> beam.Map(lambda r, t: (key_range(r["key"], max(1, math.ceil(t / n))), r),
+                                         beam.pvalue.AsSingleton(total))

@@ -1,9 +1,9 @@
 """Curation stages: caption/image quality, URL/hash blocklists, metadata balancing.
 
 Each is a composite PTransform returning ``(main, rejects)``. The filters
-live in ``clipcurate.filters`` and are built once per worker (in the DoFn's
-setup, via ``pipeline.stage``'s adapter), so blocklists and entry lists are
-read once per worker, not per row.
+live in ``clipcurate.filters``; ``FilterStage`` turns any of them into a stage
+and builds it once per worker (in the DoFn's setup), so blocklists and entry
+lists are read once per worker, not per row.
 """
 from __future__ import annotations
 
@@ -18,64 +18,44 @@ from clipcurate.filters.quality import CaptionQuality, ImageQuality, QualityConf
 from clipcurate.pipeline.stages.base import REJECTS, RowCheckDoFn, Timer, split
 
 
-def _checking(make_filter: Callable[[], object]):
-    """A ``make()`` for RowCheckDoFn: builds the filter, returns row -> (row, Drop | None)."""
-    def make():
-        check = make_filter().check
-        return lambda row: (row, check(row))
-    return make
+class FilterStage(beam.PTransform):
+    """Any filter of ``clipcurate.filters`` as a stage: ``make(config)`` builds it once per worker,
+    its ``check(row)`` keeps (None) or names a reason; counting and routing live in RowCheckDoFn."""
+
+    def __init__(self, stage: str, make: Callable[[object], object], config):
+        super().__init__()
+        self.stage = stage
+        self.make = make
+        self.config = config
+
+    def expand(self, rows):
+        make, config = self.make, self.config
+
+        def build():
+            check = make(config).check
+            return lambda row: (row, check(row))
+
+        return split(rows, "Check", RowCheckDoFn(self.stage, build))
 
 
-def _row_check(rows, stage: str, make_filter):
-    return split(rows, "Check", RowCheckDoFn(stage, _checking(make_filter)))
-
-
-class CaptionQualityStage(beam.PTransform):
+def caption_quality(config: QualityConfig) -> FilterStage:
     """Caption word-count bounds (``caption_word_count``); before download."""
-
-    def __init__(self, config: QualityConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, rows):
-        config = self.config
-        return _row_check(rows, "quality", lambda: CaptionQuality(config))
+    return FilterStage("quality", CaptionQuality, config)
 
 
-class ImageQualityStage(beam.PTransform):
+def image_quality(config: QualityConfig) -> FilterStage:
     """Original image size and aspect ratio (``small_image``, ``aspect_ratio``); after download."""
-
-    def __init__(self, config: QualityConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, rows):
-        config = self.config
-        return _row_check(rows, "quality", lambda: ImageQuality(config))
+    return FilterStage("quality", ImageQuality, config)
 
 
-class BlocklistUrls(beam.PTransform):
+def url_blocklist(config: BlocklistConfig) -> FilterStage:
     """Listed URLs (``blocked_url``); after normalize, before download."""
-
-    def __init__(self, config: BlocklistConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, rows):
-        config = self.config
-        return _row_check(rows, "blocklist", lambda: UrlBlocklist.from_config(config))
+    return FilterStage("blocklist", UrlBlocklist.from_config, config)
 
 
-class BlocklistHashes(beam.PTransform):
+def hash_blocklist(config: BlocklistConfig) -> FilterStage:
     """Listed sha256/md5 digests of the downloaded bytes (``blocked_hash``); after download."""
-
-    def __init__(self, config: BlocklistConfig):
-        super().__init__()
-        self.config = config
-
-    def expand(self, rows):
-        config = self.config
-        return _row_check(rows, "blocklist", lambda: HashBlocklist.from_config(config))
+    return FilterStage("blocklist", HashBlocklist.from_config, config)
 
 
 def balance_key(row: dict) -> str:

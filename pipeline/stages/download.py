@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import pickle
 import threading
@@ -24,10 +23,9 @@ from apache_beam.metrics import Metrics
 from clipcurate.filters.base import Drop, reject_row
 from clipcurate.pipeline.net import failures
 from clipcurate.pipeline.net.fetch import FetchConfig, Fetcher
-from clipcurate.pipeline.files import atomic_write
+from clipcurate.pipeline.files import atomic_write, resolve_local
 from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
-from clipcurate.pipeline.sources.labelled import resolve_local
-from clipcurate.pipeline.stages.base import REJECTS, Timer, internal_error
+from clipcurate.pipeline.stages.base import REJECTS, RangeParts, Timer, internal_error
 
 
 @dataclass(frozen=True)
@@ -115,12 +113,12 @@ class _DownloadDoFn(beam.DoFn):
         try:
             out, drop = self.fetch(row)
         except Exception as err:  # noqa: BLE001 - one bad record never kills the run
-            return internal_error(row, err)
+            return False, internal_error(row, err)
         finally:
             self.in_flight.release()
         if drop is None:
-            return out
-        return reject_row(out, drop.reason, drop.message)
+            return True, out
+        return False, reject_row(out, drop.reason, drop.message)
 
     def _download(self, rows):
         futures = []
@@ -141,18 +139,18 @@ class _DownloadDoFn(beam.DoFn):
             else:
                 self.reused.inc()
                 if self.config.retry_failed:
-                    again = [i for i, r in enumerate(results) if "reason" in r and is_transient(r)]
+                    again = [i for i, (ok, r) in enumerate(results) if not ok and is_transient(r)]
                     if again:
                         for i, new in zip(again, self._download([rows[i] for i in again])):
                             results[i] = new
                         self._save(unit, rows, results)
-        for result in results:
-            if "reason" in result:
-                self.failed.inc()
-                yield beam.pvalue.TaggedOutput(REJECTS, result)
-            else:
+        for ok, result in results:
+            if ok:
                 self.ok.inc()
                 yield result
+            else:
+                self.failed.inc()
+                yield beam.pvalue.TaggedOutput(REJECTS, result)
 
     def _path(self, unit: int) -> str | None:
         return os.path.join(self.config.work_dir, f"{unit:05d}.pkl") if self.config.work_dir else None
@@ -193,10 +191,6 @@ def unit_fingerprint(rows: list) -> str:
     return h.hexdigest()
 
 
-def unit_of(key: str, units: int) -> int:
-    return (int(key[:8], 16) * units) >> 32
-
-
 class Download(beam.PTransform):
     """Rows -> (samples with their image, rejects), in work units of about ``unit_rows`` rows.
 
@@ -210,12 +204,9 @@ class Download(beam.PTransform):
         self.config = config
 
     def expand(self, rows):
-        n = self.config.unit_rows
-        total = rows | "Count" >> beam.combiners.Count.Globally()
         result = (
             rows
-            | "Unit" >> beam.Map(lambda r, t: (unit_of(r["key"], max(1, math.ceil(t / n))), r),
-                                 beam.pvalue.AsSingleton(total))
+            | "Unit" >> RangeParts(self.config.unit_rows)
             | "GroupUnit" >> beam.GroupByKey()
             | "Fetch" >> beam.ParDo(_DownloadDoFn(self.config)).with_outputs(REJECTS, main="main")
         )

@@ -15,12 +15,11 @@ Three rules:
   concepts, an image with a wrong caption meets many random captions that do
   describe it, and those true matches would inflate a global null's tail.
 Choosing is separate from writing: rejected pairs go to rejects as
-``low_similarity`` with their similarity and threshold.
+``low_similarity`` with their similarity and threshold, and the rule goes out
+as one record (Select's third output) that the selection.json sink writes.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -38,7 +37,6 @@ class SelectConfig:
     null_sample: int = 2048            # reference captions for the mismatched-pair calibration
     same_concept_text_similarity: float = 0.8  # references this close to the pair's own caption are left out
     min_references: int = 20           # fewer usable references: the pair is kept (too little to judge)
-    output_dir: str | None = None      # where selection.json is written
     max_textness: float | None = None  # images whose textness is above this are dropped: text_heavy
 
 
@@ -68,7 +66,8 @@ def choose_rule(config: SelectConfig, sample: list, all_sims: list) -> dict:
             "references": np.stack([np.asarray(s[1], np.float32) for s in sample]) if sample else np.zeros((0, 1), np.float32)}
 
 
-def _publish(rule: dict, thresholds: list, out: str | None) -> dict:
+def selection_record(rule: dict, thresholds: list) -> dict:
+    """What selection.json says about the rule: its method and threshold(s), without the references."""
     record = {k: v for k, v in rule.items() if k != "references"}
     if rule["method"] == "null_calibrated":
         known = [t for t in thresholds if t is not None]
@@ -76,10 +75,6 @@ def _publish(rule: dict, thresholds: list, out: str | None) -> dict:
         record["threshold_quantiles"] = ({q: float(np.quantile(known, float(q))) for q in ("0.05", "0.5", "0.95")}
                                          if known else None)
         record["uncalibrated_pairs"] = len(thresholds) - len(known)
-    if out:
-        from clipcurate.pipeline.files import atomic_write
-
-        atomic_write(os.path.join(out, "selection.json"), json.dumps(record, indent=1).encode())
     return record
 
 
@@ -107,6 +102,8 @@ class _Decide(beam.DoFn):
 
 
 class Select(beam.PTransform):
+    """Scored rows -> (kept, rejects, rule record): the record is what selection.json says."""
+
     def __init__(self, config: SelectConfig):
         super().__init__()
         self.config = config
@@ -129,7 +126,8 @@ class Select(beam.PTransform):
         )
         result = rows | "Decide" >> beam.ParDo(_Decide(config), beam.pvalue.AsSingleton(rule)).with_outputs(
             REJECTS, "thresholds", main="main")
-        _ = (result.thresholds
-             | "AllThresholds" >> beam.combiners.ToList()
-             | "Publish" >> beam.Map(lambda ts, r: _publish(r, ts, config.output_dir), beam.pvalue.AsSingleton(rule)))
-        return result.main, result[REJECTS]
+        # one small record for the selection.json sink (flow.py writes it)
+        record = (result.thresholds
+                  | "AllThresholds" >> beam.combiners.ToList()
+                  | "Record" >> beam.Map(lambda ts, r: selection_record(r, ts), beam.pvalue.AsSingleton(rule)))
+        return result.main, result[REJECTS], record

@@ -41,7 +41,6 @@ def prepare_textness(score) -> None:
 
 
 def main(args) -> int:
-    os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")  # img2dataset's albumentations would ask PyPI on import
     if args.retry_failed:
         args = retry_args(args)
     elif not args.output:

@@ -140,7 +140,7 @@ def make_config(args):
                             textness_probe=os.path.join(args.output, "_work", "textness.json"),
                             textness_bias=args.textness_bias)
         select = SelectConfig(min_similarity=args.min_similarity, keep_fraction=args.keep_fraction,
-                              false_match_rate=args.false_match_rate, output_dir=args.output,
+                              false_match_rate=args.false_match_rate,
                               max_textness=args.max_textness)
     elif args.min_similarity is not None or args.keep_fraction is not None:
         raise UsageError("--min-similarity and --keep-fraction need --clip MODEL")

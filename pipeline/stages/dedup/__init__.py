@@ -1,1 +1,1 @@
-"""pipeline/stages/dedup"""
+"""Deduplication stages: exact (URL+caption, image bytes), near (perceptual hash), semantic (CLIP embeddings)."""

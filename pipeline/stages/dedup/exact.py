@@ -12,15 +12,7 @@ import apache_beam as beam
 
 from clipcurate.filters.base import reject_row
 from clipcurate.pipeline.stages.base import REJECTS
-
-
-def input_order(row: dict):
-    return (row.get("source_file") or "", row.get("source_row") if row.get("source_row") is not None else -1,
-            row.get("key") or "")
-
-
-def where(row: dict) -> str:
-    return f"{row.get('source_file')}:{row.get('source_row')}"
+from clipcurate.schemas.records import input_order, where
 
 
 def _url_reason(kept: dict, row: dict) -> tuple[str, str]:

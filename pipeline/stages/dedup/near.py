@@ -26,7 +26,7 @@ import numpy as np
 
 from clipcurate.filters.base import reject_row
 from clipcurate.filters.phash import BITS, band_keys, phash
-from clipcurate.pipeline.stages.dedup.exact import input_order, where
+from clipcurate.schemas.records import input_order, where
 from clipcurate.pipeline.stages.base import REJECTS, RowCheckDoFn, split
 
 # pairs compared per block in the dominance search (bounds memory per group)
