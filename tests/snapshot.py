@@ -31,12 +31,9 @@ webserver.ThreadingHTTPServer.__init__ = _fixed_port
 
 
 def main(argv: list[str]) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     from clipcurate.pipeline.cli import main as cli_main
-    from test_run import _rows
-    from webserver import make_jpeg, start_default_server
+    from test_run import MIXED_ARGS, write_mixed_input
+    from webserver import start_default_server
 
     out = os.path.abspath(argv[0])  # the input path is in the rows (source_file): use the same OUT_DIR each time
     if os.path.exists(out):
@@ -44,22 +41,9 @@ def main(argv: list[str]) -> int:
         shutil.rmtree(out)
     os.makedirs(out)
     web = start_default_server()
-    a = make_jpeg(400, 300, seed=101)
-    web.add("/run/a.jpg", body=a, content_type="image/jpeg")
-    web.add("/run/a-copy.jpg", body=a, content_type="image/jpeg")
-    web.add("/run/a-small.jpg", body=make_jpeg(200, 150, seed=101, quality=60), content_type="image/jpeg")
-    web.add("/run/b.jpg", body=make_jpeg(300, 400, seed=102), content_type="image/jpeg")
-    for name in ("c", "d", "e"):
-        web.add(f"/run/{name}.jpg", body=make_jpeg(100, 100, seed=110), content_type="image/jpeg")
-    rows = _rows(web)
-    table = pa.table({"URL": [r[0] for r in rows], "TEXT": [r[1] for r in rows],
-                      "expect": [r[2] or "kept" for r in rows], "similarity": [0.5] * len(rows)})
-    src = os.path.join(out, "pairs.parquet")
-    pq.write_table(table, src)
+    _, src = write_mixed_input(web, out)
     dest = os.path.join(out, "out")
-    code = cli_main(["run", "--input", src, "--output", dest, "--url-col", "URL", "--caption-col", "TEXT",
-                     "--allow-private-network", "--timeout", "2", "--retries", "0", "--samples-per-shard", "3",
-                     "--image-size", "64", *argv[1:]])
+    code = cli_main(["run", "--input", src, "--output", dest, *MIXED_ARGS, *argv[1:]])
     web.close()
     if code != 0:
         print("run failed", code)

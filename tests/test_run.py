@@ -55,8 +55,12 @@ def _rows(web):
     return rows
 
 
-@pytest.fixture(scope="module")
-def mixed_run(web, tmp_path_factory):
+MIXED_ARGS = ["--url-col", "URL", "--caption-col", "TEXT", "--allow-private-network", "--timeout", "2",
+              "--retries", "0", "--samples-per-shard", "3", "--image-size", "64"]
+
+
+def write_mixed_input(web, folder) -> tuple[list, str]:
+    """The mixed-input table (every bad kind of row, and duplicates) at FOLDER/pairs.parquet; (rows, path)."""
     a = make_jpeg(400, 300, seed=101)
     web.add("/run/a.jpg", body=a, content_type="image/jpeg")
     web.add("/run/a-copy.jpg", body=a, content_type="image/jpeg")
@@ -65,19 +69,23 @@ def mixed_run(web, tmp_path_factory):
     for name in ("c", "d", "e"):
         web.add(f"/run/{name}.jpg", body=make_jpeg(100, 100, seed=110), content_type="image/jpeg")
     rows = _rows(web)
-    tmp = tmp_path_factory.mktemp("mixed")
     table = pa.table({
         "URL": [r[0] for r in rows],
         "TEXT": [r[1] for r in rows],
         "expect": [r[2] or "kept" for r in rows],
         "similarity": [0.5] * len(rows),  # a user column with a reserved name
     })
-    src = tmp / "pairs.parquet"
+    src = os.path.join(str(folder), "pairs.parquet")
     pq.write_table(table, src)
+    return rows, src
+
+
+@pytest.fixture(scope="module")
+def mixed_run(web, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("mixed")
+    rows, src = write_mixed_input(web, tmp)
     out = tmp / "out"
-    code = cli_main(["run", "--input", str(src), "--output", str(out), "--url-col", "URL", "--caption-col", "TEXT",
-                     "--allow-private-network", "--timeout", "2", "--retries", "0", "--samples-per-shard", "3",
-                     "--image-size", "64"])
+    code = cli_main(["run", "--input", src, "--output", str(out), *MIXED_ARGS])
     assert code == 0
     return rows, out
 
