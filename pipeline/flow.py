@@ -6,7 +6,6 @@
 """
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -15,6 +14,7 @@ import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from clipcurate.filters.balance import BalanceConfig
+from clipcurate.pipeline import files as fs
 from clipcurate.filters.blocklist import BlocklistConfig
 from clipcurate.filters.language import LanguageConfig
 from clipcurate.filters.normalize import NormalizeConfig
@@ -142,8 +142,8 @@ def stage_times(result) -> dict:
 
 def run(config: RunConfig, options: PipelineOptions) -> dict:
     """Run the pipeline to the end; returns what stats.json needs from the run itself."""
-    os.makedirs(os.path.join(config.write.output_dir, "shards"), exist_ok=True)
-    os.makedirs(os.path.join(config.write.output_dir, "rejects"), exist_ok=True)
+    fs.makedirs(fs.join(config.write.output_dir, "shards"))
+    fs.makedirs(fs.join(config.write.output_dir, "rejects"))
     start = time.time()
     p = beam.Pipeline(options=options)
     build(p, config)

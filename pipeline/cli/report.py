@@ -1,9 +1,11 @@
 """``clipcurate report OUT``: render OUT/report.html again from an output folder."""
 from __future__ import annotations
 
-import os
-
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.cli import UsageError
+from clipcurate.pipeline.cli.beamflags import use_beam_flags
+
+ACCEPTS_EXTRA_ARGS = True  # Beam's object-store flags (--s3_endpoint_url URL ...) for an s3:// or gs:// output
 from clipcurate.pipeline.inspect.report import ReportConfig, render_report
 
 
@@ -16,11 +18,11 @@ def add_arguments(parser):
 
 
 def is_output_folder(path: str) -> bool:
-    return os.path.isdir(path) and (os.path.exists(os.path.join(path, "stats.json"))
-                                    or os.path.isdir(os.path.join(path, "shards")))
+    return fs.exists(fs.join(path, "stats.json")) or fs.is_dir(fs.join(path, "shards"))
 
 
 def main(args) -> int:
+    use_beam_flags(args.extra_args, "a clipcurate report option")
     if not is_output_folder(args.output):
         raise UsageError(f"{args.output!r} is not a clipcurate output folder (no stats.json or shards/)")
     if args.kept_thumbnails < 0 or args.rejected_per_reason < 0:

@@ -2,12 +2,13 @@
 from __future__ import annotations
 
 import csv
-import glob
 import json
-import os
 import sys
 
 from clipcurate.pipeline.cli import UsageError
+from clipcurate.pipeline.cli.beamflags import use_beam_flags
+
+ACCEPTS_EXTRA_ARGS = True  # Beam's object-store flags (--s3_endpoint_url URL ...) for an s3:// or gs:// output
 
 
 def add_arguments(parser):
@@ -19,23 +20,12 @@ def add_arguments(parser):
 
 def connect(out: str):
     """A DuckDB connection with the views over ``out``; UsageError if it is not an output folder."""
-    import duckdb
+    from clipcurate.pipeline.cli.report import is_output_folder
+    from clipcurate.pipeline.inspect.views import connect as open_views
 
-    if not os.path.isdir(out) or not (os.path.exists(os.path.join(out, "stats.json"))
-                                      or os.path.isdir(os.path.join(out, "shards"))):
+    if not is_output_folder(out):
         raise UsageError(f"{out!r} is not a clipcurate output folder (no stats.json or shards/)")
-    con = duckdb.connect()
-    pairs = sorted(glob.glob(os.path.join(out, "shards", "*.parquet")))
-    rejects = sorted(glob.glob(os.path.join(out, "rejects", "*.parquet")))
-    for view, files in (("pairs", pairs), ("rejects", rejects)):
-        if files:
-            listing = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
-            con.execute(f"CREATE VIEW {view} AS SELECT * FROM read_parquet([{listing}], union_by_name=true)")
-        else:
-            con.execute(f"CREATE VIEW {view} AS SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS url, "
-                        f"NULL::VARCHAR AS caption, NULL::VARCHAR AS stage, NULL::VARCHAR AS reason, "
-                        f"NULL::FLOAT AS similarity WHERE false")
-    return con
+    return open_views(out)
 
 
 def _cell(value) -> str:
@@ -59,6 +49,7 @@ def print_table(columns, rows, file=sys.stdout):
 def main(args) -> int:
     import duckdb
 
+    use_beam_flags(args.extra_args, "a clipcurate sql option")
     con = connect(args.output)
     try:
         cursor = con.execute(args.query)

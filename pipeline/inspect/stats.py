@@ -1,34 +1,33 @@
-"""stats.json: counts per stage and reason, read back from what was written, plus timings and options."""
+"""stats.json: counts per stage and reason, read back from what was written (Arrow group-bys over the
+rejects' two columns, file by file), plus timings and options."""
 from __future__ import annotations
 
-import glob
 import json
-import os
 
 import pyarrow.parquet as pq
 
-from clipcurate.pipeline.files import atomic_write
-
+from clipcurate.pipeline import files as fs
 from clipcurate.schemas.reasons import FUNNEL
 
 
 def reject_counts(out: str) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
-    for path in sorted(glob.glob(os.path.join(out, "rejects", "*.parquet"))):
-        table = pq.read_table(path, columns=["stage", "reason"])
-        for stage, reason in zip(table.column("stage").to_pylist(), table.column("reason").to_pylist()):
-            stage = stage or "internal"
+    for path in fs.match(fs.join(out, "rejects", "*.parquet")):
+        with fs.open_read(path) as f:
+            table = pq.read_table(f, columns=["stage", "reason"])
+        table = table.set_column(0, "stage", table.column("stage").fill_null("internal"))
+        grouped = table.group_by(["stage", "reason"]).aggregate([([], "count_all")])
+        for stage, reason, n in zip(*(grouped.column(c).to_pylist() for c in ("stage", "reason", "count_all"))):
             counts.setdefault(stage, {})
-            counts[stage][reason] = counts[stage].get(reason, 0) + 1
+            counts[stage][reason] = counts[stage].get(reason, 0) + int(n)
     return counts
 
 
 def kept_count(out: str) -> int:
-    path = os.path.join(out, "shards", "sizes.json")
-    if not os.path.exists(path):
+    path = fs.join(out, "shards", "sizes.json")
+    if not fs.exists(path):
         return 0
-    with open(path) as f:
-        return int(sum(json.load(f).values()))
+    return int(sum(json.loads(fs.read_bytes(path)).values()))
 
 
 def build_stats(out: str, run_info: dict, options: dict, selection: dict | None = None) -> dict:
@@ -40,7 +39,8 @@ def build_stats(out: str, run_info: dict, options: dict, selection: dict | None 
         input_rows = kept + rejected
     stages = [{"stage": s, "rejected": sum(counts[s].values()), "reasons": dict(sorted(counts[s].items()))}
               for s in FUNNEL if s in counts]
-    stages += [{"stage": s, "rejected": sum(r.values()), "reasons": r} for s, r in counts.items() if s not in FUNNEL]
+    stages += [{"stage": s, "rejected": sum(r.values()), "reasons": dict(sorted(r.items()))}
+               for s, r in sorted(counts.items()) if s not in FUNNEL]
     funnel, remaining = [], input_rows
     for entry in stages:
         funnel.append({"stage": entry["stage"], "rows_in": remaining, "rows_out": remaining - entry["rejected"]})
@@ -59,6 +59,6 @@ def build_stats(out: str, run_info: dict, options: dict, selection: dict | None 
 
 
 def write_stats(out: str, stats: dict) -> str:
-    path = os.path.join(out, "stats.json")
-    atomic_write(path, json.dumps(stats, indent=1, sort_keys=False, default=str).encode())
+    path = fs.join(out, "stats.json")
+    fs.atomic_write(path, json.dumps(stats, indent=1, sort_keys=False, default=str).encode())
     return path

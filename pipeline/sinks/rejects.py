@@ -2,11 +2,11 @@
 stage, reason and message (the ``reject_schema``)."""
 from __future__ import annotations
 
-import os
 
 import apache_beam as beam
 
 from clipcurate import schemas
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
 from clipcurate.pipeline.sinks.arrow import to_table
 from clipcurate.pipeline.sinks.shards import WriteConfig
@@ -14,7 +14,7 @@ from clipcurate.schemas.records import input_order
 
 
 def rejects_dir(out: str) -> str:
-    return os.path.join(out, "rejects")
+    return fs.join(out, "rejects")
 
 
 class _WriteRejects(beam.DoFn):
@@ -25,7 +25,7 @@ class _WriteRejects(beam.DoFn):
         stage, rows = item
         rows = sorted(rows, key=input_order)
         schema = schemas.reject_schema(list(self.config.extra_fields))
-        path = os.path.join(rejects_dir(self.config.output_dir), f"{stage}.parquet")
+        path = fs.join(rejects_dir(self.config.output_dir), f"{stage}.parquet")
         write_table(path, to_table(rows, schema), self.config.row_group_rows)
         yield stage, len(rows)
 

@@ -3,17 +3,17 @@ from the one small record the stage emits; written once, atomically, by the sink
 from __future__ import annotations
 
 import json
-import os
 
 import apache_beam as beam
 
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import atomic_write
 
 SELECTION_NAME = "selection.json"
 
 
 def write_selection(record: dict, out: str) -> str:
-    path = os.path.join(out, SELECTION_NAME)
+    path = fs.join(out, SELECTION_NAME)
     atomic_write(path, json.dumps(record, indent=1).encode())
     return path
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import tarfile
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ import apache_beam as beam
 import numpy as np
 
 from clipcurate import schemas
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import atomic_write, write_table
 from clipcurate.pipeline.sinks.arrow import to_table
 from clipcurate.pipeline.stages.base import RangeParts, Timer
@@ -33,7 +33,7 @@ class WriteConfig:
 
 
 def shards_dir(out: str) -> str:
-    return os.path.join(out, "shards")
+    return fs.join(out, "shards")
 
 
 def _json_value(value):
@@ -62,7 +62,7 @@ def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) 
     samples = sorted(samples, key=lambda s: s["key"])
     schema = schemas.sample_schema(list(config.extra_fields))
     names = schema.names
-    base = os.path.join(shards_dir(out), f"{shard:05d}")
+    base = fs.join(shards_dir(out), f"{shard:05d}")
     write_table(base + ".parquet", to_table(samples, schema), config.row_group_rows)
     for emb in ("image_embedding", "text_embedding"):
         if samples and samples[0].get(emb) is not None:
@@ -109,7 +109,7 @@ class _WriteShard(beam.DoFn):
 
 def _write_sizes(sizes: list, out: str) -> int:
     data = {name: n for name, n in sorted(sizes)}
-    atomic_write(os.path.join(shards_dir(out), "sizes.json"), json.dumps(data, indent=1).encode())
+    atomic_write(fs.join(shards_dir(out), "sizes.json"), json.dumps(data, indent=1).encode())
     return len(data)
 
 

@@ -26,6 +26,7 @@ from html.parser import HTMLParser
 from typing import Iterable, Optional
 
 from clipcurate.filters.normalize import clean_caption, normalize_url
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.net.fetch import OPT_OUT_DIRECTIVES, FetchConfig, Fetcher
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
@@ -223,17 +224,18 @@ def read_seeds(path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     Blank lines and ``#`` comments are skipped. Raises OSError if the file cannot be read.
     """
     seeds, bad, seen = [], [], set()
-    with open(path, encoding="utf-8", errors="replace") as f:
-        for line in f:
-            text = line.strip()
-            if not text or text.startswith("#"):
-                continue
-            url = canonical_url(urllib.parse.urldefrag(text)[0])
-            if url is None:
-                bad.append(text)
-            elif url not in seen:
-                seen.add(url)
-                seeds.append(url)
+    with fs.open_read(path) as f:
+        lines = f.read().decode("utf-8", errors="replace").splitlines()
+    for line in lines:
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        url = canonical_url(urllib.parse.urldefrag(text)[0])
+        if url is None:
+            bad.append(text)
+        elif url not in seen:
+            seen.add(url)
+            seeds.append(url)
     return tuple(seeds), tuple(bad)
 
 

@@ -12,7 +12,6 @@ import csv
 import glob
 import io
 import json
-import os
 from dataclasses import dataclass
 
 import apache_beam as beam
@@ -22,6 +21,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from clipcurate import schemas
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.sources.base import ReadEach, ReadFileDoFn, malformed_row
 from clipcurate.pipeline.sources.errors import InputError
 
@@ -38,21 +38,19 @@ class IngestConfig:
 
 
 def expand_inputs(patterns, any_extension: bool = False) -> tuple[str, ...]:
-    """Files named by paths or globs, sorted, each once (a folder: its tables, or all files with any_extension)."""
+    """Files named by paths or globs (local or ``s3://``/``gs://``...), sorted, each once (a folder:
+    its tables, or all files with any_extension)."""
     files = []
     for pattern in patterns:
         if glob.has_magic(pattern):
-            matched = sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
+            matched = fs.match(pattern)
             if not matched:
                 raise InputError(f"no input file matches {pattern!r}")
             files.extend(matched)
-        elif os.path.isfile(pattern):
+        elif fs.is_file(pattern):
             files.append(pattern)
-        elif os.path.isdir(pattern):
-            matched = sorted(
-                os.path.join(pattern, n) for n in os.listdir(pattern)
-                if (any_extension or _format_of(n) is not None) and os.path.isfile(os.path.join(pattern, n))
-            )
+        elif fs.is_dir(pattern):
+            matched = [p for p in fs.list_files(pattern) if any_extension or _format_of(p) is not None]
             if not matched:
                 raise InputError(f"input folder {pattern!r} holds no .parquet/.csv/.tsv/.jsonl file")
             files.extend(matched)
@@ -90,7 +88,14 @@ def file_format(path: str, forced: str | None = None) -> str:
 
 
 def _stream(path: str):
+    if fs.is_remote(path):
+        return pa.input_stream(fs.open_read(path), compression="gzip" if path.lower().endswith(".gz") else None)
     return pa.input_stream(path, compression="detect")
+
+
+def _parquet(path: str):
+    """What pyarrow's Parquet readers take: the local path, or a seekable file object of a remote one."""
+    return fs.open_read(path) if fs.is_remote(path) else path
 
 
 def _csv_options(path: str, fmt: str):
@@ -111,7 +116,7 @@ def read_schema(path: str, fmt: str) -> pa.Schema:
     """The schema of one input file, read cheaply (metadata or the first block)."""
     try:
         if fmt == "parquet":
-            return pq.read_schema(path)
+            return pq.read_schema(_parquet(path))
         if fmt in ("csv", "tsv"):
             names, _, _ = _csv_options(path, fmt)
             return pa.schema([pa.field(n, pa.string()) for n in names])
@@ -183,7 +188,7 @@ def read_whole_table(path: str, fmt: str | None = None, what: str = "table") -> 
     fmt = file_format(path, fmt)
     try:
         if fmt == "parquet":
-            return pq.read_table(path)
+            return pq.read_table(_parquet(path))
         if fmt in ("csv", "tsv"):
             _, parse, convert = _csv_options(path, fmt)
             with _stream(path) as f:
@@ -211,7 +216,7 @@ class FileReader:
         """Yield ("batch", RecordBatch) and ("malformed", dict) items."""
         fmt = file_format(path, self.config.input_format)
         if fmt == "parquet":
-            pf = pq.ParquetFile(path)
+            pf = pq.ParquetFile(_parquet(path))
             start = 0
             for batch in pf.iter_batches(batch_size=self.config.batch_rows):
                 yield "batch", self._layout(path, pa.Table.from_batches([batch]), start)

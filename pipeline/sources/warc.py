@@ -28,6 +28,7 @@ from warcio.archiveiterator import ArchiveIterator
 from warcio.exceptions import ArchiveLoadFailed
 
 from clipcurate.filters.normalize import clean_caption
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.sources.base import BATCH, MALFORMED, ReadEach, ReadFileDoFn, malformed_row
 from clipcurate.pipeline.sources.crawler import decode_html, is_html, parse_page
 
@@ -103,7 +104,7 @@ def iter_pairs(path: str) -> Iterator[tuple[str, dict]]:
     """("pair", row) for the pairs of one WARC/WAT file, ("malformed", reject row) where reading failed."""
     index = 0
     try:
-        with open(path, "rb") as f:
+        with fs.open_read(path) as f:
             records = ArchiveIterator(f)
             end = 0  # where the last complete record ends
             for record in records:

@@ -23,6 +23,7 @@ from apache_beam.metrics import Metrics
 from clipcurate.filters.base import Drop, reject_row
 from clipcurate.pipeline.net import failures
 from clipcurate.pipeline.net.fetch import FetchConfig, Fetcher
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import atomic_write, resolve_local
 from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
 from clipcurate.pipeline.stages.base import REJECTS, RangeParts, Timer, internal_error
@@ -153,15 +154,14 @@ class _DownloadDoFn(beam.DoFn):
                 yield beam.pvalue.TaggedOutput(REJECTS, result)
 
     def _path(self, unit: int) -> str | None:
-        return os.path.join(self.config.work_dir, f"{unit:05d}.pkl") if self.config.work_dir else None
+        return fs.join(self.config.work_dir, f"{unit:05d}.pkl") if self.config.work_dir else None
 
     def _cached(self, unit: int, rows: list) -> list | None:
         path = self._path(unit)
-        if path is None or not os.path.exists(path):
+        if path is None or not fs.exists(path):
             return None
         try:
-            with open(path, "rb") as f:
-                saved = pickle.load(f)
+            saved = pickle.loads(fs.read_bytes(path))
         except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
             return None
         if saved.get("rows") != unit_fingerprint(rows):

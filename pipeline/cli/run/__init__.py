@@ -1,20 +1,29 @@
 """``clipcurate run``: check every option up front, then run the pipeline, then write stats and report.
 
-The parts: ``options`` (argparse), ``config`` (checks -> stage configs), ``workdir`` (OUT and its
-fingerprinted work folder), ``retry`` (--retry-failed); this module orchestrates them."""
+The parts: ``options`` (argparse), ``config`` (checks -> stage configs), ``workdir`` (OUT, its
+fingerprinted work folder, the OUT/_next staging and its publication), ``retry`` (--retry-failed),
+``cluster`` (a local dask cluster for --runner dask); this module orchestrates them. A run that fails
+leaves OUT's previous outputs as they were and exits 1 with one line saying why."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.cli.errors import UsageError
-from clipcurate.pipeline.cli.run.config import beam_options, make_config, options_record, unknown_beam_args  # noqa: F401
+from clipcurate.pipeline.cli.run.cluster import dask_cluster
+from clipcurate.pipeline.cli.run.config import beam_options, make_config, options_record, staging_dir
+from clipcurate.pipeline.cli.run.config import unknown_beam_args  # noqa: F401
 from clipcurate.pipeline.cli.run.options import add_arguments  # noqa: F401
 from clipcurate.pipeline.cli.run.retry import retry_args
-from clipcurate.pipeline.cli.run.workdir import check_output, clear_previous, prepare_work
+from clipcurate.pipeline.cli.run.workdir import check_output, prepare_work, publish, start_staging
 
 ACCEPTS_EXTRA_ARGS = True  # any other Beam option (--runner DataflowRunner --project ...) is passed through
+SYSTEMIC_SHARE = 0.5  # a stage whose internal_error rejects are more than this share of its rows fails the run
+
+
+class RunFailed(Exception):
+    """The run cannot produce a trustworthy output; the message is one line."""
 
 
 def summary(stats: dict, out: str) -> str:
@@ -34,10 +43,28 @@ def prepare_textness(score) -> None:
 
     try:
         scorer = ClipScorer.load(score.scorer)
-    except ValueError as err:
-        raise UsageError(f"--clip {score.scorer.spec!r}: {err}") from None
+    except Exception as err:  # noqa: BLE001 - a model that cannot load is a one-line error, not a traceback
+        raise UsageError(f"--clip {score.scorer.spec!r}: cannot load the model: {one_line(err)}") from None
     probe = load_or_train(scorer, score.scorer.spec, None)
     probe.save(score.textness_probe)
+
+
+def one_line(err: BaseException) -> str:
+    """The first line of an error's message, with its type (Beam wraps a worker's error in its own text)."""
+    text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
+
+
+def systemic_failure(stats: dict) -> str | None:
+    """A stage that failed on most of its rows with internal errors (a model that cannot run, a full disk)."""
+    rows_in = {f["stage"]: f["rows_in"] for f in stats.get("funnel", [])}
+    for entry in stats["stages"]:
+        errors = entry["reasons"].get("internal_error", 0)
+        entering = rows_in.get(entry["stage"]) or 0
+        if errors and entering and errors > SYSTEMIC_SHARE * entering:
+            return (f"stage {entry['stage']!r} failed on {errors} of its {entering} rows with internal errors "
+                    f"(see rejects.error_message); the previous output is left as it was")
+    return None
 
 
 def main(args) -> int:
@@ -48,25 +75,34 @@ def main(args) -> int:
     config = make_config(args)
     check_output(args.output)
     prepare_work(args)
-    clear_previous(args.output)
+    staging = start_staging(args.output)
     if config.score is not None:
         prepare_textness(config.score)
     from clipcurate.pipeline.flow import run
     from clipcurate.pipeline.inspect.stats import build_stats, write_stats
 
-    info = run(config, beam_options(args))
-    selection = None
-    sel_path = os.path.join(args.output, "selection.json")
-    if os.path.exists(sel_path):
-        with open(sel_path) as f:
-            selection = json.load(f)
-    stats = build_stats(args.output, info, options_record(args), selection)
-    write_stats(args.output, stats)
+    try:
+        with dask_cluster(args) as address:
+            info = run(config, beam_options(args, address))
+        selection_path = fs.join(staging, "selection.json")
+        selection = json.loads(fs.read_bytes(selection_path)) if fs.exists(selection_path) else None
+        stats = build_stats(staging, info, options_record(args), selection)
+        failure = systemic_failure(stats)
+        if failure:
+            raise RunFailed(failure)
+    except Exception as err:  # noqa: BLE001 - any failure of the run: one line, exit 1, OUT kept
+        if isinstance(err, UsageError):
+            raise
+        message = str(err) if isinstance(err, RunFailed) else one_line(err)
+        print(f"clipcurate run: failed: {message}", file=sys.stderr)
+        return 1
+    write_stats(staging, stats)
     try:
         from clipcurate.pipeline.inspect.report import render_report
     except ImportError as err:  # the shards and stats are written; only the HTML page is missing
         print(f"clipcurate run: note: report.html not written ({err})", file=sys.stderr)
     else:
-        render_report(args.output)
+        render_report(staging, shown_as=args.output)
+    publish(args.output)
     print(summary(stats, args.output))
     return 0

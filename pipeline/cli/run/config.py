@@ -6,8 +6,18 @@ import dataclasses
 import os
 import sys
 
+from clipcurate.pipeline import files as fs
+from clipcurate.pipeline.cli.beamflags import unknown_beam_args, use_beam_flags  # noqa: F401 - re-exported
 from clipcurate.pipeline.cli.errors import UsageError
 from clipcurate.pipeline.cli.run.options import RESIZE_MODES  # noqa: F401
+
+
+NEXT = "_next"  # a run writes its outputs under OUT/_next and publishes them into OUT once complete
+DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
+
+
+def staging_dir(out: str) -> str:
+    return fs.join(out, NEXT)
 
 
 def _positive(name, value, allow_zero=False):
@@ -17,25 +27,19 @@ def _positive(name, value, allow_zero=False):
         raise UsageError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value}")
 
 
-def unknown_beam_args(extra: list) -> list:
-    """Flags that neither clipcurate nor any Beam runner knows (a typo would otherwise be dropped silently)."""
-    from apache_beam.options.pipeline_options import PipelineOptions, _BeamArgumentParser
-
-    def subclasses(cls):
-        for sub in cls.__subclasses__():
-            yield sub
-            yield from subclasses(sub)
-
-    parser = _BeamArgumentParser(add_help=False, allow_abbrev=False)
-    for cls in dict.fromkeys(subclasses(PipelineOptions)):
-        cls._add_argparse_args(parser)
-    _, unknown = parser.parse_known_args(list(extra))
-    return [u for u in unknown if u.startswith("-")]
+def is_dask(runner: str) -> bool:
+    return runner.lower() == "dask" or runner in (DASK_RUNNER, "DaskRunner")
 
 
-def beam_options(args):
+def beam_options(args, dask_address: str | None = None):
+    """Beam's options: the runner (``dask`` with the address of the cluster to use), then every other
+    Beam flag the user gave, as given."""
     from apache_beam.options.pipeline_options import PipelineOptions
 
+    if is_dask(args.runner):
+        flags = [f"--runner={DASK_RUNNER}", f"--dask_client_address={dask_address or args.dask_address}"]
+        flags += list(args.extra_args)
+        return PipelineOptions(flags)
     flags = [f"--runner={args.runner}"] + list(args.extra_args)
     if args.runner in ("DirectRunner", "FnApiRunner") or args.runner.endswith(".DirectRunner"):
         flags.append(f"--direct_num_workers={args.workers}")
@@ -57,9 +61,15 @@ def make_config(args):
     from clipcurate import schemas
     from clipcurate.pipeline.sinks.shards import WriteConfig
 
-    unknown = unknown_beam_args(args.extra_args)
-    if unknown:
-        raise UsageError(f"unrecognized option {unknown[0]} (not a clipcurate run option nor a Beam pipeline option)")
+    use_beam_flags(args.extra_args, "a clipcurate run option")
+    if args.dask_address and not is_dask(args.runner):
+        raise UsageError("--dask-address needs --runner dask")
+    if is_dask(args.runner):
+        try:
+            import dask.distributed  # noqa: F401
+            import apache_beam.runners.dask.dask_runner  # noqa: F401
+        except ImportError as err:
+            raise UsageError(f"--runner dask needs the dask extra: pip install 'clipcurate[dask]' ({err})") from None
     if not (args.input or args.labelled or args.seeds or args.warc):
         raise UsageError("give --input FILE_OR_GLOB, --labelled DIR, --seeds FILE and/or --warc FILES")
     for name in ("samples_per_shard", "image_size", "timeout", "threads", "per_host_concurrency", "max_bytes",
@@ -137,7 +147,7 @@ def make_config(args):
         if ":" not in args.clip.split("/")[0] and not os.path.isdir(args.clip):
             raise UsageError(f"--clip {args.clip!r}: no such model folder")
         score = ScoreConfig(scorer=ScorerConfig(spec=args.clip, device=args.device, batch_size=args.clip_batch_size),
-                            textness_probe=os.path.join(args.output, "_work", "textness.json"),
+                            textness_probe=fs.join(args.output, "_work", "textness.json"),
                             textness_bias=args.textness_bias)
         select = SelectConfig(min_similarity=args.min_similarity, keep_fraction=args.keep_fraction,
                               false_match_rate=args.false_match_rate,
@@ -157,11 +167,11 @@ def make_config(args):
     download = DownloadConfig(fetch=fetch, image=image, threads=args.threads,
                               max_in_flight=max(8, 4 * args.threads),
                               local_root=labelled_root(args.labelled) if args.labelled else None)
-    work_dir = os.path.join(args.output, "_work", "download")
+    work_dir = fs.join(args.output, "_work", "download")
     download = dataclasses.replace(download, work_dir=work_dir, retry_failed=bool(args.retry_failed),
                                    unit_rows=args.work_unit_rows)
     return RunConfig(
-        write=WriteConfig(output_dir=args.output, samples_per_shard=args.samples_per_shard, extra_fields=tuple(extra)),
+        write=WriteConfig(output_dir=staging_dir(args.output), samples_per_shard=args.samples_per_shard, extra_fields=tuple(extra)),
         ingest=ingest, input_schema=input_schema, labelled_rows=labelled_rows, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
         language=LanguageConfig(languages=languages), prompts=prompt, download=download,

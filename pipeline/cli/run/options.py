@@ -84,5 +84,10 @@ def add_arguments(parser):
                            "from images that only show the caption's words)")
 
     beam_ = parser.add_argument_group("Beam")
-    beam_.add_argument("--runner", default="DirectRunner", help="DirectRunner (default), DataflowRunner, FlinkRunner, SparkRunner, ...")
-    beam_.add_argument("--workers", type=int, default=1, help="worker processes for the DirectRunner")
+    beam_.add_argument("--runner", default="DirectRunner",
+                       help="DirectRunner (default), dask (a dask.distributed cluster), DataflowRunner, FlinkRunner, "
+                            "SparkRunner, ...")
+    beam_.add_argument("--workers", type=int, default=1,
+                       help="worker processes: of the DirectRunner, or of the local dask cluster that --runner dask starts")
+    beam_.add_argument("--dask-address", metavar="tcp://HOST:PORT", default=None,
+                       help="with --runner dask: use this running dask scheduler instead of starting a local cluster")

@@ -1,69 +1,102 @@
-"""The output folder: checked writable up front, a previous run's outputs cleared, and OUT/_work kept
-only when the new run has the same fingerprint (options that change the result + input files)."""
+"""The output folder: checked writable up front; the new run built in OUT/_next and published over
+the old outputs only once complete; OUT/_work kept only when the new run has the same fingerprint
+(options that change the result + input files). Local paths and object stores alike (``files``)."""
 from __future__ import annotations
 
-import glob
 import json
-import os
 import uuid
 
+from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.cli.errors import UsageError
-from clipcurate.pipeline.cli.run.config import options_record
+from clipcurate.pipeline.cli.run.config import options_record, staging_dir
+
+PUBLISHED = ("shards", "rejects", "selection.json", "stats.json", "report.html")  # what publish() swaps in
 
 
 def check_output(out: str) -> None:
     """Create OUT and prove it is writable, before any work."""
     try:
-        os.makedirs(os.path.join(out, "shards"), exist_ok=True)
-        os.makedirs(os.path.join(out, "rejects"), exist_ok=True)
-        probe = os.path.join(out, f".probe-{uuid.uuid4().hex[:8]}")
-        with open(probe, "wb") as f:
-            f.write(b"ok")
-        os.remove(probe)
+        fs.makedirs(out)
+        probe = fs.join(out, f".probe-{uuid.uuid4().hex[:8]}")
+        fs.atomic_write(probe, b"ok")
+        fs.delete([probe])
     except OSError as err:
-        raise UsageError(f"output folder {out!r} is not writable: {err.strerror or err}") from None
+        raise UsageError(f"output folder {out!r} is not writable: {getattr(err, 'strerror', None) or err}") from None
+    except Exception as err:  # noqa: BLE001 - an object store's client raises its own errors
+        raise UsageError(f"output folder {out!r} is not writable: {type(err).__name__}: "
+                         f"{str(err).splitlines()[0] if str(err) else ''}") from None
 
 
-def clear_previous(out: str) -> None:
-    """Remove a previous run's shards and rejects (only files this tool writes)."""
-    patterns = ["shards/[0-9][0-9][0-9][0-9][0-9].*", "shards/sizes.json", "shards/*.tmp-*",
-                "rejects/*.parquet", "rejects/*.tmp-*", "stats.json", "report.html"]
-    for pattern in patterns:
-        for path in glob.glob(os.path.join(out, pattern)):
-            os.remove(path)
+def start_staging(out: str) -> str:
+    """An empty OUT/_next (whatever a killed run left there is removed); returns its path."""
+    staging = staging_dir(out)
+    fs.delete_tree(staging)
+    fs.makedirs(fs.join(staging, "shards"))
+    fs.makedirs(fs.join(staging, "rejects"))
+    return staging
+
+
+def _files_under(folder: str) -> list[str]:
+    return fs.match(fs.join(folder, "**"))
+
+
+def publish(out: str) -> None:
+    """Replace OUT's published outputs by the complete ones in OUT/_next.
+
+    Local: each entry is renamed aside, the new one renamed in, the old one removed (a rename per
+    entry). Object store: the old objects are deleted and each new object renamed into place (a
+    copy and a delete each); an interrupted publish is finished by the next run's outputs.
+    """
+    staging = staging_dir(out)
+    if not fs.is_remote(out):
+        old = fs.join(out, "_old")
+        fs.delete_tree(old)
+        for name in PUBLISHED:
+            src, dst = fs.join(staging, name), fs.join(out, name)
+            if fs.exists(dst):
+                fs.rename(dst, fs.join(old, name))
+            if fs.exists(src):
+                fs.rename(src, dst)
+        fs.delete_tree(old)
+        fs.delete_tree(staging)
+        return
+    for name in PUBLISHED:
+        dst = fs.join(out, name)
+        fs.delete(_files_under(dst) if name in ("shards", "rejects") else [dst])
+    moves = [(src, fs.join(out, src[len(fs.join(staging, "")):])) for src in _files_under(staging)]
+    for src, dst in moves:
+        fs.rename(src, dst)
 
 
 WORK_OPTIONS = "_work/options.json"
 # options that change neither what is downloaded nor the result
-_NOT_IN_FINGERPRINT = {"runner", "workers", "retry_failed", "extra_args", "beam_args", "threads", "output"}
+_NOT_IN_FINGERPRINT = {"runner", "workers", "retry_failed", "extra_args", "beam_args", "threads", "output",
+                       "dask_address"}
 
 
 def fingerprint(args) -> dict:
     """What a resumed run must share with the run it continues: options and input files."""
+    import os
+
     opts = {k: v for k, v in options_record(args).items() if k not in _NOT_IN_FINGERPRINT}
     from clipcurate.pipeline.sources.tables import expand_inputs
 
     patterns = [*args.input, *args.warc, *([args.seeds] if args.seeds else [])]
     files = []
     for path in expand_inputs(patterns, any_extension=True) if patterns else ():
-        st = os.stat(path)
-        files.append([os.path.abspath(path), st.st_size, int(st.st_mtime)])
+        size, mtime = fs.stat(path)
+        files.append([path if fs.is_remote(path) else os.path.abspath(path), size, mtime])
     return {"options": opts, "files": files}
 
 
 def prepare_work(args) -> None:
     """Keep an earlier run's finished work units only if it ran with the same options on the same input."""
-    import shutil
-
-    from clipcurate.pipeline.files import atomic_write
-
-    work = os.path.join(args.output, "_work")
-    path = os.path.join(args.output, WORK_OPTIONS)
+    work = fs.join(args.output, "_work")
+    path = fs.join(args.output, WORK_OPTIONS)
     current = {"fingerprint": fingerprint(args), "args": options_record(args)}
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
+    if fs.exists(path):
+        saved = json.loads(fs.read_bytes(path))
         if saved.get("fingerprint") != current["fingerprint"]:
-            shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(os.path.join(work, "download"), exist_ok=True)
-    atomic_write(path, json.dumps(current, indent=1, default=str).encode())
+            fs.delete_tree(work)
+    fs.makedirs(fs.join(work, "download"))
+    fs.atomic_write(path, json.dumps(current, indent=1, default=str).encode())

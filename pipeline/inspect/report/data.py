@@ -3,7 +3,6 @@ example thumbnails, and kept thumbnails from the tar shards; nothing here draws 
 from __future__ import annotations
 
 import base64
-import glob
 import io
 import json
 import os
@@ -15,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image
 
+from clipcurate.pipeline import files as fs
 from clipcurate.schemas.reasons import FUNNEL
 
 REPORT_NAME = "report.html"
@@ -73,15 +73,22 @@ def _default_type(name: str) -> pa.DataType:
     return pa.string()
 
 
-def _present(path: str, names: tuple) -> list[str]:
-    schema = pq.read_schema(path)
+def _present(f, names: tuple) -> list[str]:
+    schema = pq.read_schema(f)
     return [n for n in names if n in schema.names]
+
+
+def _read_columns(path: str, names: tuple) -> pa.Table:
+    with fs.open_read(path) as f:
+        columns = _present(f, names)
+        f.seek(0)
+        return pq.read_table(f, columns=columns)
 
 
 def load_kept(out_dir: str) -> pa.Table:
     tables = []
-    for path in sorted(glob.glob(os.path.join(out_dir, "shards", "*.parquet"))):
-        t = pq.read_table(path, columns=_present(path, _KEPT_COLUMNS))
+    for path in fs.match(fs.join(out_dir, "shards", "*.parquet")):
+        t = _read_columns(path, _KEPT_COLUMNS)
         tar = os.path.splitext(path)[0] + ".tar"
         tables.append(t.append_column("_shard", pa.array([tar] * t.num_rows, pa.string())))
     return _concat(tables, _KEPT_COLUMNS, {"_shard": pa.string()})
@@ -120,8 +127,8 @@ def _fill_examples(table: pa.Table, examples: dict, per_reason: int) -> None:
 def load_rejects(out_dir: str, per_reason: int) -> tuple[pa.Table, dict]:
     """The rejects table (no thumbnails) and up to ``per_reason`` example rows per reason."""
     tables, examples = [], {}
-    for path in sorted(glob.glob(os.path.join(out_dir, "rejects", "*.parquet"))):
-        t = pq.read_table(path, columns=_present(path, _REJECT_COLUMNS + ("thumbnail",)))
+    for path in fs.match(fs.join(out_dir, "rejects", "*.parquet")):
+        t = _read_columns(path, _REJECT_COLUMNS + ("thumbnail",))
         if "thumbnail" in t.column_names:
             _take_thumbnail_examples(t, examples, per_reason)
             has_thumb = pc.is_valid(t.column("thumbnail"))
@@ -135,15 +142,14 @@ def load_rejects(out_dir: str, per_reason: int) -> tuple[pa.Table, dict]:
 
 
 def _read_json(path: str):
-    if not os.path.exists(path):
+    if not fs.exists(path):
         return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return json.loads(fs.read_bytes(path))
 
 
 def load_run(out_dir: str, config: ReportConfig) -> RunData:
-    stats = _read_json(os.path.join(out_dir, "stats.json")) or {}
-    sizes = _read_json(os.path.join(out_dir, "shards", "sizes.json"))
+    stats = _read_json(fs.join(out_dir, "stats.json")) or {}
+    sizes = _read_json(fs.join(out_dir, "shards", "sizes.json"))
     rejects, examples = load_rejects(out_dir, config.rejected_per_reason)
     return RunData(stats=stats if isinstance(stats, dict) else {}, kept=load_kept(out_dir), rejects=rejects,
                    reject_examples=examples,
@@ -172,9 +178,9 @@ def thumbnail_uri(data: bytes | None, config: ReportConfig) -> str | None:
 def read_tar_images(tar_path: str, keys: set[str]) -> dict[str, bytes]:
     """The image bytes of ``keys`` from a WebDataset tar (missing keys are left out)."""
     found: dict[str, bytes] = {}
-    if not keys or not os.path.exists(tar_path):
+    if not keys or not fs.exists(tar_path):
         return found
-    with tarfile.open(tar_path, "r:") as tar:
+    with fs.open_read(tar_path) as f, tarfile.open(fileobj=f, mode="r:") as tar:
         for member in tar:
             if not member.isfile():
                 continue
