@@ -11,8 +11,9 @@ and every DoFn with a side effect upstream runs again). Here:
 - a side input is one dask value, computed once and handed to the tasks that read it;
 - every leaf of the graph (a transform nobody consumes) is computed, in one ``client.compute``
   call, so shared upstream work runs once;
-- ``Reshuffle`` and ``GroupByKey`` spread their output over at least ``MIN_PARTITIONS`` partitions
-  (Beam's translation keeps the input's partition count: one input file stayed on one worker).
+- ``Reshuffle`` and ``GroupByKey`` spread their output over at least ``PARTITIONS_PER_THREAD`` partitions
+  per worker thread (Beam's translation keeps the input's partition count: one input file stayed on
+  one worker).
 
 What stays as Beam has it: bundles are dask partitions (a DoFn's setup/teardown run once per
 partition, not once per worker process), and metrics are not collected (``result.metrics()``
@@ -30,7 +31,7 @@ from apache_beam.runners.dask.overrides import _GroupByKeyOnly, _Reshuffle
 from apache_beam.transforms.core import DoFn
 from apache_beam.transforms.sideinputs import SideInputMap
 
-MIN_PARTITIONS = 16
+PARTITIONS_PER_THREAD = 2  # Reshuffle/GroupByKey spread their output over at least this many partitions a worker thread
 
 
 class _Receiver(Receiver):
@@ -88,16 +89,21 @@ def _select(items, tag):
     return [x.value for x in items if isinstance(x, TaggedOutput) and x.tag == tag]
 
 
-def _spread(bag):
-    return bag.repartition(npartitions=max(bag.npartitions, MIN_PARTITIONS)) if bag.npartitions < MIN_PARTITIONS else bag
+def _spread(bag, partitions: int):
+    return bag.repartition(npartitions=partitions) if bag.npartitions < partitions else bag
 
 
-def _group(bag):
-    def value(item):
-        k, v = item
-        return k, [te.defenestrate(e[1]) for e in v]
+def _key(item):
+    return item[0]
 
-    return bag.groupby(lambda item: item[0], npartitions=max(bag.npartitions, MIN_PARTITIONS)).map(value)
+
+def _values(item):
+    k, v = item
+    return k, [te.defenestrate(e[1]) for e in v]
+
+
+def _group(bag, partitions: int):
+    return bag.groupby(_key, npartitions=max(bag.npartitions, partitions)).map(_values)
 
 
 class _Result(beam_dask.DaskRunnerResult):
@@ -121,7 +127,8 @@ class DaskRunner(beam_dask.DaskRunner):
         bag_kwargs = beam_dask.DaskOptions._extract_bag_kwargs(dask_options)
         client = ddist.Client(**dask_options)
         pipeline.replace_all(beam_dask.dask_overrides())
-        visitor = _Visitor(bag_kwargs)
+        threads = sum(client.nthreads().values()) or 1
+        visitor = _Visitor(bag_kwargs, PARTITIONS_PER_THREAD * threads)
         pipeline.visit(visitor)
         leaves = [bag for node, bag in visitor.bags.items() if node not in visitor.consumed]
         futures = client.compute(leaves)
@@ -129,8 +136,9 @@ class DaskRunner(beam_dask.DaskRunner):
 
 
 class _Visitor(beam_dask.PipelineVisitor):
-    def __init__(self, bag_kwargs):
+    def __init__(self, bag_kwargs, partitions: int):
         self.bag_kwargs = bag_kwargs
+        self.partitions = partitions
         self.bags = {}
         self.consumed = set()
 
@@ -149,9 +157,9 @@ class _Visitor(beam_dask.PipelineVisitor):
         if transform.__class__ is apache_beam.ParDo:
             self.bags[node] = self._par_do(node, inputs[0])
         elif isinstance(transform, _GroupByKeyOnly):
-            self.bags[node] = _group(inputs[0])
+            self.bags[node] = _group(inputs[0], self.partitions)
         elif isinstance(transform, _Reshuffle):
-            self.bags[node] = _spread(inputs[0])
+            self.bags[node] = _spread(inputs[0], self.partitions)
         else:
             op = te.TRANSLATIONS.get(transform.__class__, te.NoOp)(node, bag_kwargs=self.bag_kwargs)
             if isinstance(op, te.Flatten):
