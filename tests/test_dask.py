@@ -19,14 +19,8 @@ from apache_beam.options.pipeline_options import PipelineOptions  # noqa: E402
 from apache_beam.testing.util import assert_that, equal_to  # noqa: E402
 
 from clipcurate.pipeline.cli import main as cli_main  # noqa: E402
-from clipcurate.pipeline.clip.data import Sample  # noqa: E402
-from clipcurate.pipeline.clip.model import ClipConfig  # noqa: E402
-from clipcurate.pipeline.clip.train import TrainConfig, train_bootstrap  # noqa: E402
-from clipcurate.pipeline.demo import synth  # noqa: E402
+from conftest import TINY_EMBED_DIM  # noqa: E402
 from test_run import MIXED_ARGS, write_mixed_input  # noqa: E402
-
-TINY = ClipConfig(image_size=32, patch_size=8, vision_width=32, vision_layers=1, vision_heads=2,
-                  text_width=32, text_layers=1, text_heads=2, context_length=16, embed_dim=32)
 
 
 @pytest.fixture(scope="module")
@@ -44,17 +38,6 @@ def cluster():
 @pytest.fixture(scope="module")
 def mixed_input(web, tmp_path_factory):
     return write_mixed_input(web, tmp_path_factory.mktemp("dask-input"))
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    labels = ["circle", "square", "star"]
-    samples = [Sample(image=synth.make_image(label, rng, 32), group=i, label=label)
-               for i, label in enumerate(labels) for _ in range(8)]
-    folder = tmp_path_factory.mktemp("tiny-model")
-    train_bootstrap(folder, (samples, labels), TINY, TrainConfig(epochs=2, batch_size=8, progress=False, device="cpu"))
-    return str(folder)
 
 
 def _files(out, pattern):
@@ -113,7 +96,7 @@ def test_clip_scoring_runs_on_dask(mixed_input, cluster, tiny_model, tmp_path):
     assert all(r["similarity"] is not None for r in kept_dask)
     assert np.allclose([r["similarity"] for r in kept_dask], [r["similarity"] for r in kept_direct], atol=1e-5)
     emb = sorted(glob.glob(str(dask / "shards" / "*.image_embedding.npy")))
-    assert emb and np.load(io.BytesIO(open(emb[0], "rb").read())).shape[1] == TINY.embed_dim
+    assert emb and np.load(io.BytesIO(open(emb[0], "rb").read())).shape[1] == TINY_EMBED_DIM
 
 
 def test_tagged_outputs_side_inputs_and_every_sink_on_the_mended_runner(cluster, tmp_path):

@@ -18,6 +18,7 @@ COMMANDS = {
     "bootstrap": ("clipcurate.pipeline.cli.bootstrap", "train a small CLIP from a labelled seed set"),
     "eval": ("clipcurate.pipeline.cli.eval", "zero-shot accuracy of a CLIP model on a labelled folder"),
     "crawl": ("clipcurate.pipeline.cli.crawl", "crawl HTML pages from seed URLs into a table of pairs"),
+    "textness": ("clipcurate.pipeline.cli.textness", "train a model's textness probe once and save it beside the model"),
     "report": ("clipcurate.pipeline.cli.report", "render OUT/report.html again from an output folder"),
     "demo": ("clipcurate.pipeline.cli.demo", "run the whole product on a generated seed set and web"),
 }

@@ -79,6 +79,12 @@ def main(args) -> int:
         for shards in args.bootstrap_round:
             finetune_on_pairs(args.output, read_shard_pairs(shards), round_config, seed_samples=seed_samples,
                               phase=f"round:{Path(shards).resolve()}")
+        from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
+        from clipcurate.pipeline.clip.textness import default_probe_path, train_and_save
+
+        # the textness probe, trained once here so that runs only read it
+        train_and_save(ClipScorer.load(ScorerConfig(spec=str(args.output), device=args.device)),
+                       default_probe_path(str(args.output)))
     except ValueError as err:
         raise UsageError(str(err)) from None
     print(f"model written to {args.output}", file=sys.stderr)

@@ -53,6 +53,8 @@ def truth_rates(curated: str) -> dict:
 
 def main(args) -> int:
     from clipcurate.pipeline.clip.model import ClipConfig
+    from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
+    from clipcurate.pipeline.clip.textness import default_probe_path, train_and_save
     from clipcurate.pipeline.clip.train import TrainConfig, train_bootstrap
     from clipcurate.pipeline.sources.seeds import training_samples
     from clipcurate.pipeline.cli import main as cli_main
@@ -79,6 +81,7 @@ def main(args) -> int:
     except ValueError as err:
         raise UsageError(str(err)) from None
     train_bootstrap(model_dir, samples, config=train)
+    train_and_save(ClipScorer.load(ScorerConfig(spec=model_dir, device=args.device)), default_probe_path(model_dir))
     routes, rows = make_web(config)
     server = WebServer(routes)
     try:

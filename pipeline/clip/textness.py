@@ -18,7 +18,7 @@ import numpy as np
 from PIL import ImageDraw, ImageFont
 
 from clipcurate.pipeline.media import draw
-from clipcurate.pipeline.files import atomic_write_text
+from clipcurate.pipeline.files import atomic_write_text, read_bytes
 
 PROBE_FILE = "textness.json"
 WORDS = ("star", "sale", "hello", "circle", "love", "free", "moon", "cat", "open", "news", "heart", "shop",
@@ -51,8 +51,7 @@ class TextnessProbe:
 
     @classmethod
     def load(cls, path: str) -> "TextnessProbe":
-        with open(path) as f:
-            data = json.load(f)
+        data = json.loads(read_bytes(path))
         return cls(np.asarray(data["weights"], dtype=np.float64), float(data["bias"]))
 
 
@@ -123,16 +122,19 @@ def train_probe(scorer, n: int = 200, size: int = 128, seed: int = 0) -> tuple[T
     return probe, accuracy
 
 
-def load_or_train(scorer, model_spec: str, fallback_dir: str | None) -> TextnessProbe:
-    """The probe saved with a bootstrap model (trained and saved there on first use), else in ``fallback_dir``."""
-    folder = model_spec if os.path.isdir(model_spec) else fallback_dir
-    path = os.path.join(folder, PROBE_FILE) if folder else None
-    if path and os.path.exists(path):
-        return TextnessProbe.load(path)
-    probe, _ = train_probe(scorer)
-    if path:
-        try:
-            probe.save(path)
-        except OSError:
-            pass  # a read-only model folder: the probe is simply trained again next time
-    return probe
+def default_probe_path(model_spec: str) -> str | None:
+    """Where a model's probe is kept: MODEL_DIR/textness.json (a bootstrap folder, or hf:DIR's DIR),
+    WEIGHTS.textness.json beside an open_clip checkpoint."""
+    if model_spec.startswith("hf:"):
+        return os.path.join(model_spec[len("hf:"):], PROBE_FILE)
+    if model_spec.startswith("open_clip:"):
+        weights = model_spec.split(":", 2)[-1]
+        return weights + "." + PROBE_FILE if weights else None
+    return os.path.join(model_spec, PROBE_FILE)
+
+
+def train_and_save(scorer, path: str) -> tuple[TextnessProbe, float]:
+    """Train the probe for a loaded model once and save it at ``path``; (probe, held-out accuracy)."""
+    probe, accuracy = train_probe(scorer)
+    probe.save(path)
+    return probe, accuracy

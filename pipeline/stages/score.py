@@ -1,6 +1,6 @@
 """The CLIP scoring stage: image and text embeddings and their cosine similarity, batched.
 
-The model loads once per worker (``setup``); batches come from
+The model loads once per worker process (``setup``, shared through ``Shared``); batches come from
 ``BatchElements``; the GPU is used when present (see ``clip.scorer``).
 """
 from __future__ import annotations
@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
+from apache_beam.utils.shared import Shared
 
 from clipcurate.filters.base import Drop
 from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
@@ -25,8 +26,9 @@ class ScoreConfig:
 
 
 class _Scorer:
-    def __init__(self, config: ScoreConfig):
-        self.model = ClipScorer.load(config.scorer)
+    def __init__(self, config: ScoreConfig, shared: Shared):
+        # one model per worker process, whatever the number of DoFn instances or bundles
+        self.model = shared.acquire(lambda: _Loaded(ClipScorer.load(config.scorer)), tag=config.scorer).scorer
         self.probe = TextnessProbe.load(config.textness_probe) if config.textness_probe else None
         self.bias = config.textness_bias
 
@@ -47,12 +49,23 @@ class _Scorer:
                 for r, s, x, i, t in zip(rows, sims, textness, images, texts)]
 
 
+class _Loaded:
+    """A weak-referenceable holder for the model (what ``Shared`` keeps per process)."""
+
+    def __init__(self, scorer: ClipScorer):
+        self.scorer = scorer
+
+
 class Score(beam.PTransform):
+    """Rows with an image -> rows with similarity, embeddings and textness; the model is loaded on the
+    workers (once per process, through ``apache_beam.utils.shared.Shared``), never on the launcher."""
+
     def __init__(self, config: ScoreConfig):
         super().__init__()
         self.config = config
+        self.shared = Shared()
 
     def expand(self, rows):
-        config = self.config
+        config, shared = self.config, self.shared
         batches = rows | "Batch" >> beam.BatchElements(min_batch_size=8, max_batch_size=config.max_batch)
-        return split(batches, "Embed", BatchCheckDoFn("clip", lambda: _Scorer(config)))
+        return split(batches, "Embed", BatchCheckDoFn("clip", lambda: _Scorer(config, shared)))

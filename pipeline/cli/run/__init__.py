@@ -36,19 +36,6 @@ def summary(stats: dict, out: str) -> str:
     return "\n".join(lines)
 
 
-def prepare_textness(score) -> None:
-    """Load the CLIP model once here, check it works, and put its textness probe where the workers read it."""
-    from clipcurate.pipeline.clip.scorer import ClipScorer
-    from clipcurate.pipeline.clip.textness import load_or_train
-
-    try:
-        scorer = ClipScorer.load(score.scorer)
-    except Exception as err:  # noqa: BLE001 - a model that cannot load is a one-line error, not a traceback
-        raise UsageError(f"--clip {score.scorer.spec!r}: cannot load the model: {one_line(err)}") from None
-    probe = load_or_train(scorer, score.scorer.spec, None)
-    probe.save(score.textness_probe)
-
-
 def one_line(err: BaseException) -> str:
     """The first line of an error's message, with its type (Beam wraps a worker's error in its own text)."""
     text = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
@@ -76,8 +63,6 @@ def main(args) -> int:
     check_output(args.output)
     prepare_work(args)
     staging = start_staging(args.output)
-    if config.score is not None:
-        prepare_textness(config.score)
     from clipcurate.pipeline.flow import run
     from clipcurate.pipeline.inspect.stats import build_stats, write_stats
 

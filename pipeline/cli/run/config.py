@@ -144,11 +144,21 @@ def make_config(args):
         from clipcurate.pipeline.stages.score import ScoreConfig
         from clipcurate.pipeline.stages.select import SelectConfig
 
+        from clipcurate.pipeline.clip.textness import default_probe_path
+
         if ":" not in args.clip.split("/")[0] and not os.path.isdir(args.clip):
             raise UsageError(f"--clip {args.clip!r}: no such model folder")
+        probe = args.textness_probe or default_probe_path(args.clip)
+        if args.textness_probe and not fs.exists(args.textness_probe):
+            raise UsageError(f"--textness-probe {args.textness_probe!r}: no such file")
+        if probe and not fs.exists(probe):
+            probe = None
+        if probe is None and (args.max_textness is not None or args.textness_bias):
+            raise UsageError(f"--max-textness and --textness-bias need the model's textness probe: run "
+                             f"`clipcurate textness {args.clip}` once (or give --textness-probe FILE)")
+        # the model is loaded on the workers only; the launcher checks its spec and probe file
         score = ScoreConfig(scorer=ScorerConfig(spec=args.clip, device=args.device, batch_size=args.clip_batch_size),
-                            textness_probe=fs.join(args.output, "_work", "textness.json"),
-                            textness_bias=args.textness_bias)
+                            textness_probe=probe, textness_bias=args.textness_bias)
         select = SelectConfig(min_similarity=args.min_similarity, keep_fraction=args.keep_fraction,
                               false_match_rate=args.false_match_rate,
                               max_textness=args.max_textness)

@@ -79,6 +79,9 @@ def add_arguments(parser):
                       help="default selection: keep pairs above the (1 - rate) quantile of mismatched-pair similarities")
     clip.add_argument("--max-textness", type=float, default=None,
                       help="drop images whose textness (0..1, a probe on the image embedding) is above this")
+    clip.add_argument("--textness-probe", metavar="FILE", default=None,
+                      help="the textness probe to use (default: the one `clipcurate textness MODEL` or bootstrap saved "
+                           "beside the model; without one, textness is not computed)")
     clip.add_argument("--textness-bias", type=float, default=0.0,
                       help="add S times the textness direction to text embeddings before scoring (< 0 pushes away "
                            "from images that only show the caption's words)")
