@@ -38,7 +38,7 @@ class RunConfig:
     write: WriteConfig
     ingest: IngestConfig | None = None          # tables of pairs
     input_schema: pa.Schema | None = None       # their unified schema, checked up front
-    labelled_rows: tuple = ()                   # rows from --labelled, already read
+    labelled: object | None = None              # labelled.LabelledConfig for --labelled (read by the pipeline)
     crawl: object | None = None                 # crawl.CrawlConfig for --seeds
     warc: object | None = None                  # warc.WarcConfig for --warc
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
@@ -72,8 +72,10 @@ def build(p: beam.Pipeline, config: RunConfig):
         batches, bad = p | "ReadWarc" >> ReadWarc(config.warc)
         sources.append(batches)
         rejects.append(bad)
-    if config.labelled_rows:
-        sources.append(p | "Labelled" >> beam.Create(list(config.labelled_rows)))
+    if config.labelled is not None:
+        from clipcurate.pipeline.sources.labelled import ReadLabelled
+
+        sources.append(p | "Labelled" >> ReadLabelled(config.labelled))
     raw = sources[0] if len(sources) == 1 else tuple(sources) | "Sources" >> beam.Flatten()
 
     stages = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
@@ -150,6 +152,4 @@ def run(config: RunConfig, options: PipelineOptions) -> dict:
     result = p.run()
     result.wait_until_finish()
     input_rows = input_rows_metric(result)
-    if config.labelled_rows and input_rows is not None:
-        input_rows += len(config.labelled_rows)
     return {"input_rows": input_rows, "total_s": round(time.time() - start, 3), "stages": stage_times(result)}

@@ -25,9 +25,15 @@ def add_arguments(parser):
     parser.add_argument("--ignore-robots-txt", action="store_true", help="do not fetch or obey robots.txt")
 
 
-def make_config(args):
-    """Check the options and the seed file up front; returns (CrawlConfig, lines that were not URLs)."""
-    if not os.path.isfile(args.seeds):
+def make_config(args, read_now: bool = True):
+    """Check the options and the seed file up front; returns (CrawlConfig, lines that were not URLs).
+    With ``read_now`` False (``run --seeds``) the seed file is only checked to exist: the pipeline reads it."""
+    if not read_now:
+        from clipcurate.pipeline import files as fs
+
+        if not fs.is_file(args.seeds):
+            raise UsageError(f"seeds file {args.seeds!r} does not exist")
+    elif not os.path.isfile(args.seeds):
         raise UsageError(f"seeds file {args.seeds!r} does not exist")
     if not args.output.endswith(".parquet") or os.path.isdir(args.output):
         raise UsageError(f"--output {args.output!r} must be a file name ending with .parquet")
@@ -37,10 +43,10 @@ def make_config(args):
     from clipcurate.pipeline.net.fetch import FetchConfig
 
     try:
-        seeds, bad = read_seeds(args.seeds)
+        seeds, bad = read_seeds(args.seeds) if read_now else ((), ())
     except OSError as err:
         raise UsageError(f"cannot read seeds file {args.seeds!r}: {err.strerror or err}") from None
-    if not seeds:
+    if read_now and not seeds:
         raise UsageError(f"seeds file {args.seeds!r} holds no http(s) URL"
                          + (f" (first line that is not one: {bad[0][:100]!r})" if bad else ""))
     agent = {}

@@ -1,8 +1,9 @@
 """The crawl as a Beam source: seed URLs -> pair rows, one site per element.
 
 A crawl's frontier must stay per site and within its page budget, so the
-unit of work is a site: the seeds are grouped by scheme://host:port when the
-transform is built, each site is crawled breadth-first in one DoFn call
+unit of work is a site: the seeds are grouped by scheme://host:port (by a
+GroupByKey over the seed file's lines, which the pipeline reads itself; or
+when the transform is built, for seeds given in the config), each site is crawled breadth-first in one DoFn call
 (``crawl.crawl_site``), and its pairs come out sorted by (page_url,
 position). ``source_row`` numbers the rows of all sites in page_url order:
 each site's rows are counted, and a site's offset is the count of the sites
@@ -14,7 +15,9 @@ from __future__ import annotations
 import apache_beam as beam
 from apache_beam.metrics import Metrics
 
-from clipcurate.pipeline.sources.crawler import CrawlConfig, crawl_site, group_by_site, site_sort_key
+from clipcurate.pipeline.sources.crawler import (
+    CrawlConfig, crawl_site, group_by_site, read_seeds, site_of, site_sort_key,
+)
 from clipcurate.pipeline.net.fetch import Fetcher
 from clipcurate.pipeline.sources.base import ReadEach
 from clipcurate.pipeline.stages.base import NAMESPACE, Timer
@@ -43,6 +46,15 @@ class _CrawlSiteDoFn(beam.DoFn):
         for name, counter in self.counters.items():
             counter.inc(getattr(stats, name))
         yield site, [p.row() for p in pairs]
+
+
+def _seeds_by_site(path: str):
+    """(site, (line order, seed URL)) for the seed file's http(s) URLs; other lines are skipped."""
+    seeds, _ = read_seeds(path)
+    for i, url in enumerate(seeds):
+        site = site_of(url)
+        if site is not None:
+            yield site, (i, url)
 
 
 def _offsets(counts: dict) -> dict:
@@ -77,7 +89,18 @@ class Crawl(beam.PTransform):
         self.config = config
 
     def expand(self, pbegin):
-        crawled, _ = pbegin | "Sites" >> ReadEach(group_by_site(self.config.seeds), _CrawlSiteDoFn(self.config))
+        if self.config.seeds:  # given (clipcurate crawl): grouped here
+            crawled, _ = pbegin | "Sites" >> ReadEach(group_by_site(self.config.seeds), _CrawlSiteDoFn(self.config))
+        else:  # the seed file is read by the pipeline, not by the launcher
+            crawled = (
+                pbegin
+                | "SeedFile" >> beam.Create([self.config.source])
+                | "Seeds" >> beam.FlatMap(_seeds_by_site)
+                | "BySite" >> beam.GroupByKey()
+                | "InOrder" >> beam.MapTuple(lambda site, seeds: (site, tuple(url for _, url in sorted(seeds))))
+                | "Spread" >> beam.Reshuffle()
+                | "CrawlSite" >> beam.ParDo(_CrawlSiteDoFn(self.config))
+            )
         offsets = (
             crawled
             | "CountRows" >> beam.Map(lambda kv: (kv[0], len(kv[1])))

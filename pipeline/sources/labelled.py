@@ -21,9 +21,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import apache_beam as beam
+from apache_beam.metrics import Metrics
+
 from clipcurate.filters.prompts import PromptConfig, clean_label, make_prompt
 from clipcurate.pipeline.files import resolve_under as _resolve_under
+from clipcurate.pipeline.sources.base import ReadEach
 from clipcurate.pipeline.sources.errors import InputError
+from clipcurate.pipeline.stages.base import NAMESPACE
 from clipcurate.pipeline.sources.tables import format_of, read_whole_table
 from clipcurate.schemas import RESERVED_NAMES, carried_name
 
@@ -201,3 +206,55 @@ def labelled_images(source) -> list[tuple[str, str]]:
     """(local image path, label) of every labelled image that is a local file inside the root."""
     rows = read_labelled(LabelledConfig(source=str(source)))
     return [(r["local_path"], r["label"]) for r in rows if r.get("local_path") and r.get("label")]
+
+
+def check_labelled(config: LabelledConfig) -> list:
+    """What can be checked up front from the folder's top level or the table's header (the rows are read
+    by the pipeline, ``ReadLabelled``); returns the Arrow fields of the user columns a table carries."""
+    import pyarrow as pa
+
+    from clipcurate.pipeline.sources.tables import file_format, read_schema
+
+    source = Path(config.source)
+    if source.is_dir():
+        if not any(e.is_dir() and not _hidden(e.name) for e in os.scandir(source)):
+            raise InputError(f"no label sub-folders in {source} (expected ROOT/LABEL/IMAGE)")
+        return []
+    if not source.is_file():
+        raise InputError(f"labelled source {source} does not exist")
+    if format_of(source.name) is None:
+        raise InputError(f"labelled source {source} is neither a folder nor a table ({', '.join(TABLE_EXTENSIONS)},"
+                         " optionally .gz)")
+    schema = read_schema(str(source), file_format(str(source)))
+    names = schema.names
+    if LABEL_COLUMN not in names:
+        raise InputError(f"labelled table {source} has no {LABEL_COLUMN!r} column (columns: {', '.join(names)})")
+    path_col = next((c for c in PATH_COLUMNS if c in names), None)
+    if path_col is None and URL_COLUMN not in names:
+        wanted = ", ".join(repr(c) for c in PATH_COLUMNS + (URL_COLUMN,))
+        raise InputError(f"labelled table {source} has none of the columns {wanted} (columns: {', '.join(names)})")
+    used = {LABEL_COLUMN, path_col or URL_COLUMN}
+    return [pa.field(carried_name(f.name) if f.name in RESERVED_NAMES else f.name,
+                     pa.string() if pa.types.is_null(f.type) else f.type) for f in schema if f.name not in used]
+
+
+class _ReadLabelledDoFn(beam.DoFn):
+    def setup(self):
+        self.rows = Metrics.counter(NAMESPACE, "input_rows")
+
+    def process(self, config: LabelledConfig):
+        rows = read_labelled(config)
+        self.rows.inc(len(rows))
+        yield from rows
+
+
+class ReadLabelled(beam.PTransform):
+    """PBegin -> labelled pair rows (dicts): the folder or table is read on a worker, not the launcher."""
+
+    def __init__(self, config: LabelledConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, pbegin):
+        rows, _ = pbegin | "Source" >> ReadEach([self.config], _ReadLabelledDoFn())
+        return rows

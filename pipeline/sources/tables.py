@@ -120,12 +120,35 @@ def read_schema(path: str, fmt: str) -> pa.Schema:
         if fmt in ("csv", "tsv"):
             names, _, _ = _csv_options(path, fmt)
             return pa.schema([pa.field(n, pa.string()) for n in names])
-        table, _ = _read_jsonl(path)
-        return table.schema
+        return _jsonl_head_schema(path)
     except InputError:
         raise
     except (OSError, pa.ArrowException, ValueError) as err:
         raise InputError(f"cannot read {path!r} as {fmt}: {str(err).splitlines()[0]}") from None
+
+
+SCHEMA_SAMPLE_BYTES = 1 << 20  # a JSONL file's columns are those of its first MiB of lines
+
+
+def _jsonl_head_schema(path: str) -> pa.Schema:
+    """The columns of a JSONL file's first lines (up to ``SCHEMA_SAMPLE_BYTES``), never the whole file."""
+    with _stream(path) as f:
+        head = f.read(SCHEMA_SAMPLE_BYTES)
+    if len(head) == SCHEMA_SAMPLE_BYTES and b"\n" in head:
+        head = head[: head.rindex(b"\n") + 1]
+    try:
+        return pajson.read_json(io.BytesIO(head)).schema
+    except pa.ArrowInvalid:
+        pass
+    rows = []
+    for raw in head.decode("utf-8", "replace").splitlines():
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            rows.append(value)
+    return pa.Table.from_pylist(rows).schema if rows else pa.schema([])
 
 
 def unify_schemas(schemas_: list[pa.Schema]) -> pa.Schema:

@@ -112,7 +112,7 @@ def make_config(args):
         crawl, _ = crawl_config(_argparse.Namespace(
             seeds=args.seeds, output="crawl.parquet", max_depth=args.max_depth, max_pages=args.max_pages,
             timeout=args.timeout, per_host_concurrency=args.per_host_concurrency, user_agent=args.user_agent,
-            allow_private_network=args.allow_private_network, ignore_robots_txt=False))
+            allow_private_network=args.allow_private_network, ignore_robots_txt=False), read_now=False)
     if args.warc:
         from clipcurate.pipeline.sources.warc import WarcConfig
 
@@ -126,17 +126,17 @@ def make_config(args):
         extra.append(pa.field("caption_source", pa.string()))
 
     prompt = PromptConfig(template=template, domain=args.label_domain, enabled=not args.no_prompts)
-    labelled_rows = ()
+    labelled = None
     if args.labelled:
-        from clipcurate.pipeline.sources.labelled import LabelledConfig, read_labelled
+        from clipcurate.pipeline.sources.labelled import LabelledConfig, check_labelled
 
-        labelled_rows = tuple(read_labelled(LabelledConfig(source=args.labelled, prompt=prompt)))
-        known = {f.name for f in extra} | set(schemas.RESERVED_NAMES)
-        carried = [{k: v for k, v in row.items() if k not in known} for row in labelled_rows]
-        if carried and any(carried):
-            import pyarrow as pa
-
-            extra += list(pa.Table.from_pylist(carried).schema)
+        labelled = LabelledConfig(source=args.labelled, prompt=prompt)
+        try:
+            carried = check_labelled(labelled)
+        except InputError as err:
+            raise UsageError(str(err)) from None
+        known = {f.name for f in extra}
+        extra += [f for f in carried if f.name not in known]
 
     score = select = None
     if args.clip:
@@ -182,7 +182,7 @@ def make_config(args):
                                    unit_rows=args.work_unit_rows)
     return RunConfig(
         write=WriteConfig(output_dir=staging_dir(args.output), samples_per_shard=args.samples_per_shard, extra_fields=tuple(extra)),
-        ingest=ingest, input_schema=input_schema, labelled_rows=labelled_rows, crawl=crawl, warc=warc,
+        ingest=ingest, input_schema=input_schema, labelled=labelled, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
         language=LanguageConfig(languages=languages), prompts=prompt, download=download,
         score=score, select=select, **curation,
