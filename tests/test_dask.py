@@ -122,3 +122,26 @@ def test_tagged_outputs_side_inputs_and_every_sink_on_the_mended_runner(cluster,
         assert_that(grouped, equal_to([(0, [x for x in range(30) if x % 3 and x % 2 == 0]),
                                        (1, [x for x in range(30) if x % 3 and x % 2 == 1])]), label="groups")
     assert marker.read_text() == "20"
+
+
+@pytest.mark.parametrize("name", ["dask", "DaskRunner", "apache_beam.runners.dask.dask_runner.DaskRunner"])
+def test_every_name_of_the_dask_runner_gets_the_mended_one(name):
+    import argparse
+
+    from clipcurate.pipeline.cli.run.config import beam_options
+
+    args = argparse.Namespace(runner=name, dask_address="tcp://127.0.0.1:1", extra_args=["--dask_npartitions", "3"],
+                              workers=1)
+    from apache_beam.options.pipeline_options import StandardOptions
+    from apache_beam.runners.dask.dask_runner import DaskOptions
+
+    options = beam_options(args)
+    assert options.view_as(StandardOptions).runner == "clipcurate.pipeline.dask_runner.DaskRunner"
+    dask = options.view_as(DaskOptions).get_all_options(drop_default=True, current_only=True)
+    assert dask == {"address": "tcp://127.0.0.1:1", "npartitions": 3}
+
+
+def test_dask_address_needs_the_dask_runner(mixed_input, tmp_path, capsys):
+    _, src = mixed_input
+    assert _run(src, tmp_path / "out", "--dask-address", "tcp://127.0.0.1:1") == 2
+    assert "--dask-address needs --runner dask" in capsys.readouterr().err

@@ -13,6 +13,7 @@ from clipcurate.pipeline.cli.run.options import RESIZE_MODES  # noqa: F401
 
 
 NEXT = "_next"  # a run writes its outputs under OUT/_next and publishes them into OUT once complete
+BEAM_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 DASK_RUNNER = "clipcurate.pipeline.dask_runner.DaskRunner"  # Beam's, mended (see that module)
 
 
@@ -28,7 +29,8 @@ def _positive(name, value, allow_zero=False):
 
 
 def is_dask(runner: str) -> bool:
-    return runner.lower() == "dask" or runner in (DASK_RUNNER, "DaskRunner")  # Beam's own is not used: it loses outputs
+    # Beam's own DaskRunner, by any name, is replaced by the mended one: Beam's loses outputs
+    return runner.lower() == "dask" or runner in (DASK_RUNNER, "DaskRunner", BEAM_DASK_RUNNER)
 
 
 def beam_options(args, dask_address: str | None = None):
