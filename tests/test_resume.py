@@ -64,11 +64,11 @@ def test_killed_run_resumes_to_the_same_result(web, tmp_path):
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     units = os.path.join(killed, "_work", "download")
     deadline = time.time() + 120
-    while time.time() < deadline and len(glob.glob(os.path.join(units, "*.pkl"))) < 3:
+    while time.time() < deadline and len(glob.glob(os.path.join(units, "*.parquet"))) < 3:
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    done_before = len(glob.glob(os.path.join(units, "*.pkl")))
+    done_before = len(glob.glob(os.path.join(units, "*.parquet")))
     assert 3 <= done_before < 11, done_before  # killed half way: some units finished, not all
     assert not os.path.exists(killed / "stats.json")
 
@@ -112,3 +112,27 @@ def test_retry_failed_merges_transient_failures(web, tmp_path):
     assert gone_hits >= 1 and web.hit_count("/404") == gone_hits  # a 404 is permanent: not fetched again
     rejects = pq.read_table(out / "rejects" / "download.parquet").to_pylist()
     assert [r["reason"] for r in rejects] == ["http_error"] and "404" in rejects[0]["error_message"]
+
+
+def test_other_filters_rerun_from_the_saved_downloads(web, tmp_path):
+    """Options that act after the download, or that drop rows before it, fetch nothing already saved;
+    a download option (the image size) starts the downloads over. The saved units are Parquet, not pickle."""
+    src = _input(web, tmp_path)
+    out = tmp_path / "out"
+    assert cli_main(_args(src, out)) == 0
+    units = glob.glob(os.path.join(out, "_work", "download", "*"))
+    assert units and all(u.endswith(".parquet") for u in units)
+    assert sum(pq.read_table(u).num_rows for u in units) == N + 1  # every row's result, the 404 too
+
+    def hits():
+        return sum(web.hit_count(f"/resume/{i}.jpg") for i in range(N)) + web.hit_count("/404")
+
+    before = hits()
+    assert cli_main(_args(src, out) + ["--max-aspect-ratio", "1.5", "--no-near-dedup"]) == 0
+    assert hits() == before
+    stats = json.load(open(out / "stats.json"))
+    assert stats["kept"] == sum((80 + i) / 60 <= 1.5 for i in range(N)) < N  # the new filter did act
+    assert cli_main(_args(src, out) + ["--min-words", "2", "--max-words", "2"]) == 0  # same rows, other filter
+    assert hits() == before
+    assert cli_main(_args(src, out) + ["--image-size", "40"]) == 0
+    assert hits() == before + N + 1

@@ -10,9 +10,7 @@ read their image from a local file inside the folder given on the command line.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
-import pickle
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,10 +21,10 @@ from apache_beam.metrics import Metrics
 from clipcurate.filters.base import Drop, reject_row
 from clipcurate.pipeline.net import failures
 from clipcurate.pipeline.net.fetch import FetchConfig, Fetcher
-from clipcurate.pipeline import files as fs
-from clipcurate.pipeline.files import atomic_write, resolve_local
+from clipcurate.pipeline.files import resolve_local
 from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
 from clipcurate.pipeline.stages.base import REJECTS, RangeParts, Timer, internal_error
+from clipcurate.pipeline.stages.download_units import fetch_key, load_unit, result_from, sample_row, save_unit, unit_path
 
 
 @dataclass(frozen=True)
@@ -85,11 +83,10 @@ class ImageFetcher:
         image, drop = self.processor(raw)
         if drop is not None:
             return row, drop
-        out = {k: v for k, v in row.items() if k not in ("local_path", "invalid_path")}
-        out.update(image=image.data, sha256=image.sha256, md5=hashlib.md5(raw).hexdigest(),
-                   width=image.width, height=image.height,
-                   original_width=image.original_width, original_height=image.original_height)
-        return out, None
+        return sample_row(row, image.data, {
+            "sha256": image.sha256, "md5": hashlib.md5(raw).hexdigest(), "width": image.width,
+            "height": image.height, "original_width": image.original_width,
+            "original_height": image.original_height}), None
 
     def close(self):
         self.fetcher.close()
@@ -133,18 +130,18 @@ class _DownloadDoFn(beam.DoFn):
         rows = sorted(rows, key=lambda r: r["key"])
         self.timer.count(len(rows))
         with self.timer:
-            results = self._cached(unit, rows)
-            if results is None:
-                results = self._download(rows)
-                self._save(unit, rows, results)
-            else:
+            path = unit_path(self.config.work_dir, unit) if self.config.work_dir else None
+            saved = load_unit(path) if path else {}
+            results = [None if fetch_key(r) not in saved else result_from(saved[fetch_key(r)], r) for r in rows]
+            again = [i for i, res in enumerate(results)
+                     if res is None or (self.config.retry_failed and not res[0] and is_transient(res[1]))]
+            if saved and len(again) < len(rows):
                 self.reused.inc()
-                if self.config.retry_failed:
-                    again = [i for i, (ok, r) in enumerate(results) if not ok and is_transient(r)]
-                    if again:
-                        for i, new in zip(again, self._download([rows[i] for i in again])):
-                            results[i] = new
-                        self._save(unit, rows, results)
+            if again:
+                for i, new in zip(again, self._download([rows[i] for i in again])):
+                    results[i] = new
+                if path:
+                    save_unit(path, rows, results)
         for ok, result in results:
             if ok:
                 self.ok.inc()
@@ -153,42 +150,12 @@ class _DownloadDoFn(beam.DoFn):
                 self.failed.inc()
                 yield beam.pvalue.TaggedOutput(REJECTS, result)
 
-    def _path(self, unit: int) -> str | None:
-        return fs.join(self.config.work_dir, f"{unit:05d}.pkl") if self.config.work_dir else None
-
-    def _cached(self, unit: int, rows: list) -> list | None:
-        path = self._path(unit)
-        if path is None or not fs.exists(path):
-            return None
-        try:
-            saved = pickle.loads(fs.read_bytes(path))
-        except (OSError, pickle.UnpicklingError, EOFError, AttributeError, ValueError):
-            return None
-        if saved.get("rows") != unit_fingerprint(rows):
-            return None  # the unit's rows changed: do it again
-        return saved["results"]
-
-    def _save(self, unit: int, rows: list, results: list) -> None:
-        path = self._path(unit)
-        if path is None:
-            return
-        atomic_write(path, pickle.dumps({"rows": unit_fingerprint(rows), "results": results},
-                                        protocol=pickle.HIGHEST_PROTOCOL))
-
     def teardown(self):
         pool = getattr(self, "pool", None)
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
         if getattr(self, "fetch", None) is not None:
             self.fetch.close()
-
-
-def unit_fingerprint(rows: list) -> str:
-    """What a unit's saved results were computed from: its rows, as they were."""
-    h = hashlib.sha256()
-    for row in rows:
-        h.update(json.dumps(row, sort_keys=True, default=repr).encode())
-    return h.hexdigest()
 
 
 class Download(beam.PTransform):

@@ -69,28 +69,22 @@ def publish(out: str) -> None:
 
 
 WORK_OPTIONS = "_work/options.json"
-# options that change neither what is downloaded nor the result
-_NOT_IN_FINGERPRINT = {"runner", "workers", "retry_failed", "extra_args", "beam_args", "threads", "output",
-                       "dask_address"}
+# the options that change what a download gives (or how rows are cut into work units); any other
+# option (selection, dedup, filters, languages, the runner) reruns from the saved downloads
+DOWNLOAD_OPTIONS = ("image_size", "resize_mode", "min_image_size", "max_image_pixels", "timeout", "retries",
+                    "max_bytes", "allow_private_network", "user_agent", "respect_robots_txt", "work_unit_rows",
+                    "labelled")
 
 
 def fingerprint(args) -> dict:
-    """What a resumed run must share with the run it continues: options and input files."""
-    import os
-
-    opts = {k: v for k, v in options_record(args).items() if k not in _NOT_IN_FINGERPRINT}
-    from clipcurate.pipeline.sources.tables import expand_inputs
-
-    patterns = [*args.input, *args.warc, *([args.seeds] if args.seeds else [])]
-    files = []
-    for path in expand_inputs(patterns, any_extension=True) if patterns else ():
-        size, mtime = fs.stat(path)
-        files.append([path if fs.is_remote(path) else os.path.abspath(path), size, mtime])
-    return {"options": opts, "files": files}
+    """What saved downloads depend on: the download options. Which rows were fetched is kept per row
+    in the unit files (by URL), so another input or other filters refetch only the rows not saved."""
+    record = options_record(args)
+    return {"options": {k: record.get(k) for k in DOWNLOAD_OPTIONS}}
 
 
 def prepare_work(args) -> None:
-    """Keep an earlier run's finished work units only if it ran with the same options on the same input."""
+    """Keep an earlier run's finished work units only if its download options were the same."""
     work = fs.join(args.output, "_work")
     path = fs.join(args.output, WORK_OPTIONS)
     current = {"fingerprint": fingerprint(args), "args": options_record(args)}
