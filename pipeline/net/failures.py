@@ -53,7 +53,8 @@ def classify(err: BaseException, deadline: Deadline) -> Fail:
     if isinstance(err, PrivateAddress):
         return Fail("private_address", str(err))
     if deadline.expired() or isinstance(err, (TimeoutError, socket.timeout)):
-        return Fail("timeout", f"no complete answer within the deadline ({type(err).__name__})")
+        # one message whatever the socket saw when the deadline closed it (a timeout, a reset): same input, same bytes
+        return Fail("timeout", "no complete answer within the deadline")
     if isinstance(err, socket.gaierror):
         return Fail("connection_error", f"cannot resolve host: {err}")
     if isinstance(err, ssl.SSLCertVerificationError):
