@@ -51,30 +51,37 @@ def image_threshold(image: np.ndarray, text: np.ndarray, references: np.ndarray,
     return float(np.quantile(usable @ image, 1.0 - rate))
 
 
-def choose_rule(config: SelectConfig, sample: list, all_sims: list) -> dict:
+QUANTILES = 1001  # similarity quantiles kept by the combiner for --keep-fraction (0.1% steps)
+THRESHOLD_QUANTILES = 21  # per-image threshold quantiles for selection.json (5% steps)
+
+
+def quantile(values: list, q: float):
+    """The q-quantile from ``ApproximateQuantiles``' evenly spaced list (min .. max)."""
+    return float(values[round(q * (len(values) - 1))]) if values else None
+
+
+def choose_rule(config: SelectConfig, sample: list, sim_quantiles: list) -> dict:
     """The rule and what it needs: a global threshold, or the reference captions."""
     if config.min_similarity is not None:
         return {"method": "threshold", "threshold": float(config.min_similarity)}
     if config.keep_fraction is not None:
-        if not all_sims:
-            return {"method": "keep_fraction", "threshold": None, "keep_fraction": config.keep_fraction}
-        t = float(np.quantile(np.asarray(all_sims, dtype=np.float64), 1.0 - config.keep_fraction))
-        return {"method": "keep_fraction", "threshold": t, "keep_fraction": config.keep_fraction}
+        return {"method": "keep_fraction", "threshold": quantile(sim_quantiles, 1.0 - config.keep_fraction),
+                "keep_fraction": config.keep_fraction}
     sample = sorted(sample, key=lambda x: x[0])
     return {"method": "null_calibrated", "threshold": None, "false_match_rate": config.false_match_rate,
             "reference_captions": len(sample),
             "references": np.stack([np.asarray(s[1], np.float32) for s in sample]) if sample else np.zeros((0, 1), np.float32)}
 
 
-def selection_record(rule: dict, thresholds: list) -> dict:
-    """What selection.json says about the rule: its method and threshold(s), without the references."""
+def selection_record(rule: dict, quantiles: list, uncalibrated: int) -> dict:
+    """What selection.json says about the rule: its method and threshold(s), without the references;
+    for the per-image rule, quantiles of the per-image thresholds (from a combiner, never a list of all)."""
     record = {k: v for k, v in rule.items() if k != "references"}
     if rule["method"] == "null_calibrated":
-        known = [t for t in thresholds if t is not None]
-        record["threshold"] = float(np.median(known)) if known else None  # a typical per-image threshold
-        record["threshold_quantiles"] = ({q: float(np.quantile(known, float(q))) for q in ("0.05", "0.5", "0.95")}
-                                         if known else None)
-        record["uncalibrated_pairs"] = len(thresholds) - len(known)
+        record["threshold"] = quantile(quantiles, 0.5)  # a typical per-image threshold
+        record["threshold_quantiles"] = ({q: quantile(quantiles, float(q)) for q in ("0.05", "0.5", "0.95")}
+                                         if quantiles else None)
+        record["uncalibrated_pairs"] = int(uncalibrated)
     return record
 
 
@@ -115,7 +122,7 @@ class Select(beam.PTransform):
                   | "Smallest" >> beam.combiners.Top.Of(config.null_sample, key=lambda x: x[0], reverse=True))
         if config.keep_fraction is not None:
             sims = (rows | "Sims" >> beam.Map(lambda r: r["similarity"])
-                    | "AllSims" >> beam.combiners.ToList())
+                    | "SimQuantiles" >> beam.ApproximateQuantiles.Globally(QUANTILES))
         else:
             sims = rows.pipeline | "NoSims" >> beam.Create([[]])
         rule = (
@@ -127,7 +134,11 @@ class Select(beam.PTransform):
         result = rows | "Decide" >> beam.ParDo(_Decide(config), beam.pvalue.AsSingleton(rule)).with_outputs(
             REJECTS, "thresholds", main="main")
         # one small record for the selection.json sink (flow.py writes it)
-        record = (result.thresholds
-                  | "AllThresholds" >> beam.combiners.ToList()
-                  | "Record" >> beam.Map(lambda ts, r: selection_record(r, ts), beam.pvalue.AsSingleton(rule)))
+        known = result.thresholds | "Known" >> beam.Filter(lambda t: t is not None)
+        quantiles = known | "ThresholdQuantiles" >> beam.ApproximateQuantiles.Globally(THRESHOLD_QUANTILES)
+        uncalibrated = (result.thresholds | "Unknown" >> beam.Filter(lambda t: t is None)
+                        | "CountUnknown" >> beam.combiners.Count.Globally())
+        record = (quantiles
+                  | "Record" >> beam.Map(lambda qs, r, n: selection_record(r, qs, n), beam.pvalue.AsSingleton(rule),
+                                         beam.pvalue.AsSingleton(uncalibrated)))
         return result.main, result[REJECTS], record
