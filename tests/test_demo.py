@@ -37,7 +37,7 @@ def test_every_web_row_is_accounted_for(demo):
 def test_foreign_and_broken_rows_never_reach_the_shards(demo):
     pairs = _rows(demo / "curated", "shards/*.parquet")
     assert not [p for p in pairs if p["truth"] in ("broken", "foreign_de", "foreign_fr")]
-    rejects = _rows(demo / "curated", "rejects/*.parquet")
+    rejects = _rows(demo / "curated", "rejects/*/*.parquet")
     assert {r["stage"] for r in rejects if r["truth"] == "broken"} <= {"download", "image", "dedup"}
     assert {r["reason"] for r in rejects if r["truth"].startswith("foreign")} <= {"language", "duplicate_pair", "duplicate_url"}
 

@@ -38,7 +38,7 @@ def test_only_the_languages_asked_for_are_kept(web, tmp_path):
     assert cli_main(["run", "--input", str(src), "--output", str(out), "--allow-private-network",
                      "--languages", "en,de", "--no-near-dedup"]) == 0
     pairs = {p["source_row"]: p for p in _rows(out, "shards/*.parquet")}
-    rejects = {r["source_row"]: r for r in _rows(out, "rejects/*.parquet")}
+    rejects = {r["source_row"]: r for r in _rows(out, "rejects/*/*.parquet")}
     for i, (_, lang) in enumerate(CAPTIONS):
         if lang in ("en", "de"):
             assert i in pairs and pairs[i]["language"] == lang, (i, rejects.get(i))

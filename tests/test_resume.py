@@ -43,8 +43,8 @@ def _tar_contents(path):
 
 
 def _same_output(a, b):
-    names = sorted(os.path.relpath(p, a) for p in glob.glob(os.path.join(a, "shards", "*")) + glob.glob(os.path.join(a, "rejects", "*")))
-    assert names == sorted(os.path.relpath(p, b) for p in glob.glob(os.path.join(b, "shards", "*")) + glob.glob(os.path.join(b, "rejects", "*")))
+    names = sorted(os.path.relpath(p, a) for p in glob.glob(os.path.join(a, "shards", "*")) + glob.glob(os.path.join(a, "rejects", "*", "*")))
+    assert names == sorted(os.path.relpath(p, b) for p in glob.glob(os.path.join(b, "shards", "*")) + glob.glob(os.path.join(b, "rejects", "*", "*")))
     for name in names:
         pa_, pb = os.path.join(a, name), os.path.join(b, name)
         if name.endswith(".tar"):
@@ -110,7 +110,7 @@ def test_retry_failed_merges_transient_failures(web, tmp_path):
     assert stats["kept"] == 2 and stats["rejected"] == 1 and stats["accounted_for"]
     assert web.hit_count("/resume/steady.jpg") == steady_hits  # only the transient failure was fetched again
     assert gone_hits >= 1 and web.hit_count("/404") == gone_hits  # a 404 is permanent: not fetched again
-    rejects = pq.read_table(out / "rejects" / "download.parquet").to_pylist()
+    rejects = pq.read_table(out / "rejects" / "download" / "00000.parquet").to_pylist()
     assert [r["reason"] for r in rejects] == ["http_error"] and "404" in rejects[0]["error_message"]
 
 

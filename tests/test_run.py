@@ -96,7 +96,7 @@ def _pairs(out):
 
 
 def _rejects(out):
-    files = sorted(glob.glob(os.path.join(out, "rejects", "*.parquet")))
+    files = sorted(glob.glob(os.path.join(out, "rejects", "*", "*.parquet")))
     return [r for f in files for r in pq.read_table(f).to_pylist()]
 
 

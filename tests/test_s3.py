@@ -67,7 +67,8 @@ def test_a_run_reads_and_writes_s3(s3_run):
         meta = pq.read_table(io.BytesIO(fs.read_bytes(tar_path[:-4] + ".parquet")))
         assert sorted(meta.column("key").to_pylist()) == sorted(keys)
         assert set(meta.column("source_file").to_pylist()) == {f"s3://{BUCKET}/input/pairs.parquet"}
-    rejects = fs.match(fs.join(out, "rejects", "*.parquet"))
+    rejects = fs.match(fs.join(out, "rejects", "*", "*.parquet"))
+    assert rejects and all(fs.basename(p) == "00000.parquet" for p in rejects)  # rejects/STAGE/NNNNN.parquet
     assert sum(pq.read_table(io.BytesIO(fs.read_bytes(p))).num_rows for p in rejects) == stats["rejected"]
     assert b"<html" in fs.read_bytes(fs.join(out, "report.html")).lower()
     assert not fs.match(fs.join(out, "_next", "**"))  # published, nothing left half way

@@ -22,7 +22,7 @@ def _run(src, out, model, *extra):
                      *extra]) == 0
     kept = pq.read_table(sorted(glob.glob(str(out / "shards" / "*.parquet")))).to_pylist() \
         if glob.glob(str(out / "shards" / "*.parquet")) else []
-    dropped = [r for f in glob.glob(str(out / "rejects" / "*.parquet")) for r in pq.read_table(f).to_pylist()
+    dropped = [r for f in glob.glob(str(out / "rejects" / "*" / "*.parquet")) for r in pq.read_table(f).to_pylist()
                if r["reason"] == "low_similarity"]
     return kept, dropped, json.load(open(out / "selection.json"))
 

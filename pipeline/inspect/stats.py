@@ -7,12 +7,18 @@ import json
 import pyarrow.parquet as pq
 
 from clipcurate.pipeline import files as fs
+from clipcurate.schemas.layout import REJECT_TABLES
+
+
+def reject_files(out: str) -> list[str]:
+    """Every rejects file of an output (this layout's rejects/STAGE/NNNNN.parquet, or an older one's)."""
+    return sorted(p for parts in REJECT_TABLES for p in fs.match(fs.join(out, *parts)))
 from clipcurate.schemas.reasons import FUNNEL
 
 
 def reject_counts(out: str) -> dict[str, dict[str, int]]:
     counts: dict[str, dict[str, int]] = {}
-    for path in fs.match(fs.join(out, "rejects", "*.parquet")):
+    for path in reject_files(out):
         with fs.open_read(path) as f:
             table = pq.read_table(f, columns=["stage", "reason"])
         table = table.set_column(0, "stage", table.column("stage").fill_null("internal"))

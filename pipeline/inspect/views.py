@@ -14,6 +14,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from clipcurate.pipeline import files as fs
+from clipcurate.pipeline.inspect.stats import reject_files
+from clipcurate.schemas.layout import SHARD_TABLES
 
 _EMPTY = ("SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS url, NULL::VARCHAR AS caption, NULL::VARCHAR AS stage, "
           "NULL::VARCHAR AS reason, NULL::FLOAT AS similarity WHERE false")
@@ -71,8 +73,7 @@ def _remote_view(con, view: str, files: list[str]) -> None:
 def connect(out: str):
     """A DuckDB connection with the views ``pairs`` and ``rejects`` over the output ``out``."""
     con = duckdb.connect()
-    for view, folder in (("pairs", "shards"), ("rejects", "rejects")):
-        files = fs.match(fs.join(out, folder, "*.parquet"))
+    for view, files in (("pairs", fs.match(fs.join(out, *SHARD_TABLES))), ("rejects", reject_files(out))):
         if not files:
             con.execute(f"CREATE VIEW {view} AS {_EMPTY}")
         elif fs.is_remote(out):

@@ -30,6 +30,7 @@ class WriteConfig:
     samples_per_shard: int = 5000
     extra_fields: tuple = ()  # user columns: tuple of pyarrow fields
     row_group_rows: int = 100_000
+    reject_rows_per_file: int = 200_000  # a stage's rejects are cut into files of about this many rows
 
 
 def shards_dir(out: str) -> str:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from clipcurate.pipeline import files as fs
+from clipcurate.pipeline.inspect.stats import reject_files
 from clipcurate.schemas.reasons import FUNNEL
 
 REPORT_NAME = "report.html"
@@ -127,7 +128,7 @@ def _fill_examples(table: pa.Table, examples: dict, per_reason: int) -> None:
 def load_rejects(out_dir: str, per_reason: int) -> tuple[pa.Table, dict]:
     """The rejects table (no thumbnails) and up to ``per_reason`` example rows per reason."""
     tables, examples = [], {}
-    for path in fs.match(fs.join(out_dir, "rejects", "*.parquet")):
+    for path in reject_files(out_dir):
         t = _read_columns(path, _REJECT_COLUMNS + ("thumbnail",))
         if "thumbnail" in t.column_names:
             _take_thumbnail_examples(t, examples, per_reason)
