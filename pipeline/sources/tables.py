@@ -225,6 +225,20 @@ def read_whole_table(path: str, fmt: str | None = None, what: str = "table") -> 
     return table
 
 
+def _lines(f, block: int = 1 << 20):
+    """The lines of a binary stream (without their newline), read a block at a time."""
+    rest = b""
+    while True:
+        data = f.read(block)
+        if not data:
+            break
+        lines = (rest + data).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
 class FileReader:
     """Reads one input file into record batches in the pipeline's input layout."""
 
@@ -247,19 +261,56 @@ class FileReader:
         elif fmt in ("csv", "tsv"):
             yield from self._read_csv(path, fmt)
         else:
-            table, bad = _read_jsonl(path)
-            for line, message in bad:
-                yield "malformed", self._malformed(path, line, message)
-            if table.num_rows:
-                lines = table.column("__line") if "__line" in table.column_names else None
-                if lines is not None:
-                    table = table.drop_columns(["__line"])
-                for offset in range(0, table.num_rows, self.config.batch_rows):
-                    part = table.slice(offset, self.config.batch_rows)
-                    rows = lines.slice(offset, self.config.batch_rows) if lines is not None else None
-                    yield "batch", self._layout(path, part, offset, rows)
+            yield from self._read_jsonl(path)
+
+    def _batches(self, path: str, table: pa.Table, rows: pa.Array):
+        """``table`` in batches of ``batch_rows``, each with its rows' source_row numbers."""
+        for offset in range(0, table.num_rows, self.config.batch_rows):
+            yield "batch", self._layout(path, table.slice(offset, self.config.batch_rows), offset,
+                                        rows.slice(offset, self.config.batch_rows))
+
+    def _read_jsonl(self, path: str):
+        """Streamed: ``batch_rows`` lines at a time (pyarrow's parser; line by line for a chunk it
+        refuses), so memory holds one chunk, not the file. Blank lines are skipped and not counted."""
+        chunk: list[tuple[int, bytes]] = []
+        index = 0
+        with _stream(path) as f:
+            for raw in _lines(f):
+                if not raw.strip():
+                    continue
+                chunk.append((index, raw + b"\n"))
+                index += 1
+                if len(chunk) >= self.config.batch_rows:
+                    yield from self._jsonl_chunk(path, chunk)
+                    chunk = []
+        if chunk:
+            yield from self._jsonl_chunk(path, chunk)
+
+    def _jsonl_chunk(self, path: str, chunk: list[tuple[int, bytes]]):
+        try:
+            table = pajson.read_json(io.BytesIO(b"".join(line for _, line in chunk)))
+            if table.num_rows == len(chunk):
+                yield from self._batches(path, table, pa.array([i for i, _ in chunk], pa.int64()))
+                return
+        except pa.ArrowInvalid:
+            pass
+        good, lines = [], []
+        for i, raw in chunk:
+            try:
+                value = json.loads(raw)
+                if not isinstance(value, dict):
+                    raise ValueError("line is not a JSON object")
+            except ValueError as err:
+                yield "malformed", self._malformed(path, i, f"invalid JSON: {err}")
+                continue
+            good.append(value)
+            lines.append(i)
+        if good:
+            yield from self._batches(path, pa.Table.from_pylist(good), pa.array(lines, pa.int64()))
 
     def _read_csv(self, path, fmt):
+        """Streamed: pyarrow's CSV reader, a block (4 MiB) at a time. Rows are numbered by physical
+        line (after the header), counting the malformed lines, which become rejects."""
         names, parse, convert = _csv_options(path, fmt)
         bad: list[tuple[int, str]] = []
 
@@ -270,29 +321,30 @@ class FileReader:
         parse = pacsv.ParseOptions(delimiter=parse.delimiter, quote_char=parse.quote_char,
                                    newlines_in_values=parse.newlines_in_values, invalid_row_handler=on_invalid)
         read = pacsv.ReadOptions(use_threads=False, block_size=1 << 22)
+        line, reported, bad_lines = 2, 0, set()  # the physical line of the next good row (line 1: the header)
         try:
-            table = pacsv.read_csv(_stream(path), read_options=read, parse_options=parse, convert_options=convert)
+            reader = pacsv.open_csv(_stream(path), read_options=read, parse_options=parse, convert_options=convert)
+            for batch in reader:
+                for number, text in bad[reported:]:
+                    yield "malformed", self._malformed(path, (number or 0) - 2, f"wrong number of fields: {text[:200]!r}")
+                    if number is not None:
+                        bad_lines.add(number)
+                reported = len(bad)
+                if not bad_lines or max(bad_lines) < line:  # no malformed line ahead: numbers run on
+                    rows = list(range(line - 2, line - 2 + batch.num_rows))
+                    line += batch.num_rows
+                else:
+                    rows = []
+                    while len(rows) < batch.num_rows:
+                        if line not in bad_lines:
+                            rows.append(line - 2)
+                        line += 1
+                yield from self._batches(path, pa.Table.from_batches([batch]), pa.array(rows, pa.int64()))
         except pa.ArrowInvalid as err:
-            yield "malformed", self._malformed(path, 0, f"unreadable {fmt}: {str(err).splitlines()[0]}")
+            yield "malformed", self._malformed(path, max(line - 2, 0), f"unreadable {fmt}: {str(err).splitlines()[0]}")
             return
-        # row numbers: 1-based physical line numbers from the parser for bad rows;
-        # good rows are numbered in file order skipping the header and bad lines
-        bad_lines = {n for n, _ in bad if n is not None}
-        for number, text in bad:
+        for number, text in bad[reported:]:
             yield "malformed", self._malformed(path, (number or 0) - 2, f"wrong number of fields: {text[:200]!r}")
-        if not bad_lines:
-            for offset in range(0, table.num_rows, self.config.batch_rows):
-                yield "batch", self._layout(path, table.slice(offset, self.config.batch_rows), offset)
-            return
-        good_rows, line = [], 2
-        while len(good_rows) < table.num_rows:
-            if line not in bad_lines:
-                good_rows.append(line - 2)
-            line += 1
-        rows = pa.array(good_rows, pa.int64())
-        for offset in range(0, table.num_rows, self.config.batch_rows):
-            yield "batch", self._layout(path, table.slice(offset, self.config.batch_rows), offset,
-                                        rows.slice(offset, self.config.batch_rows))
 
     def _layout(self, path: str, table: pa.Table, start: int, rows=None) -> pa.RecordBatch:
         n = table.num_rows
