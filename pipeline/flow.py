@@ -3,6 +3,9 @@
     ingest -> normalize -> dedup(url, caption) -> language -> prompts
       -> download+resize -> dedup(image) -> [CLIP score -> select] -> write shards
     every stage's rejects -> write rejects
+
+A metadata-only run (``until``) keeps the stages up to the one named and writes the surviving rows
+as pairs/NNNNN.parquet instead of downloading anything.
 """
 from __future__ import annotations
 
@@ -28,6 +31,7 @@ from clipcurate.pipeline.stages.language import IdentifyLanguage
 from clipcurate.pipeline.stages.dedup.near import NearDedup, NearDedupConfig
 from clipcurate.pipeline.stages.normalize import Normalize
 from clipcurate.pipeline.stages.prompts import MakePrompts
+from clipcurate.pipeline.sinks.pairs import WritePairs
 from clipcurate.pipeline.sinks.rejects import WriteRejects
 from clipcurate.pipeline.sinks.selection import WriteSelection
 from clipcurate.pipeline.sinks.shards import WriteConfig, WriteShards
@@ -52,6 +56,14 @@ class RunConfig:
     semantic_dedup: object | None = None        # semantic_dedup.SemanticDedupConfig (needs --clip)
     select: object | None = None                # select.SelectConfig when --clip is given
     balance: BalanceConfig | None = None
+    until: str | None = None                    # a metadata-only run: stop after this stage (UNTIL), write pairs/
+
+
+# --until STAGE: the stage labels it keeps, and the fields stage (schemas.records) its rows have
+UNTIL = {"normalize": ("Normalize",), "dedup": ("Normalize", "DedupPairs", "BlockUrls"),
+         "language": ("Normalize", "DedupPairs", "BlockUrls", "Language"),
+         "prompts": ("Normalize", "DedupPairs", "BlockUrls", "Language", "Prompts", "CaptionQuality")}
+UNTIL_FIELDS = {"normalize": "normalize", "dedup": "normalize", "language": "language", "prompts": "prompts"}
 
 
 def build(p: beam.Pipeline, config: RunConfig):
@@ -104,6 +116,8 @@ def build(p: beam.Pipeline, config: RunConfig):
     if config.balance is not None:
         stages.append(("Balance", Balance(config.balance)))
 
+    if config.until is not None:
+        stages = [(label, stage) for label, stage in stages if label in UNTIL[config.until]]
     rows = raw
     for label, stage in stages:
         rows, bad, *rule = rows | label >> stage  # only Select has a third output: its rule
@@ -111,7 +125,11 @@ def build(p: beam.Pipeline, config: RunConfig):
         if rule:
             _ = rule[0] | "WriteSelection" >> WriteSelection(config.write.output_dir)
 
-    sizes = rows | "WriteShards" >> WriteShards(config.write)
+    if config.until is not None:
+        sizes = rows | "WritePairs" >> WritePairs(config.write.output_dir, UNTIL_FIELDS[config.until],
+                                                  config.write.extra_fields)
+    else:
+        sizes = rows | "WriteShards" >> WriteShards(config.write)
     counts = tuple(rejects) | "AllRejects" >> beam.Flatten() | "WriteRejects" >> WriteRejects(config.write)
     return sizes, counts
 

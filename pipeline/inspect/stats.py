@@ -7,7 +7,7 @@ import json
 import pyarrow.parquet as pq
 
 from clipcurate.pipeline import files as fs
-from clipcurate.schemas.layout import REJECT_TABLES
+from clipcurate.schemas.layout import PAIR_TABLES, REJECT_TABLES
 
 
 def reject_files(out: str) -> list[str]:
@@ -30,10 +30,15 @@ def reject_counts(out: str) -> dict[str, dict[str, int]]:
 
 
 def kept_count(out: str) -> int:
+    """Samples in the shards (sizes.json), or rows in a metadata-only run's pairs (Parquet footers)."""
     path = fs.join(out, "shards", "sizes.json")
-    if not fs.exists(path):
-        return 0
-    return int(sum(json.loads(fs.read_bytes(path)).values()))
+    if fs.exists(path):
+        return int(sum(json.loads(fs.read_bytes(path)).values()))
+    total = 0
+    for table in fs.match(fs.join(out, *PAIR_TABLES)):
+        with fs.open_read(table) as f:
+            total += pq.ParquetFile(f).metadata.num_rows
+    return total
 
 
 def build_stats(out: str, run_info: dict, options: dict, selection: dict | None = None) -> dict:

@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.inspect.stats import reject_files
-from clipcurate.schemas.layout import SHARD_TABLES
+from clipcurate.schemas.layout import PAIR_TABLES, SHARD_TABLES
 
 _EMPTY = ("SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS url, NULL::VARCHAR AS caption, NULL::VARCHAR AS stage, "
           "NULL::VARCHAR AS reason, NULL::FLOAT AS similarity WHERE false")
@@ -73,7 +73,8 @@ def _remote_view(con, view: str, files: list[str]) -> None:
 def connect(out: str):
     """A DuckDB connection with the views ``pairs`` and ``rejects`` over the output ``out``."""
     con = duckdb.connect()
-    for view, files in (("pairs", fs.match(fs.join(out, *SHARD_TABLES))), ("rejects", reject_files(out))):
+    kept = fs.match(fs.join(out, *SHARD_TABLES)) or fs.match(fs.join(out, *PAIR_TABLES))  # shards, or --until's pairs
+    for view, files in (("pairs", kept), ("rejects", reject_files(out))):
         if not files:
             con.execute(f"CREATE VIEW {view} AS {_EMPTY}")
         elif fs.is_remote(out):

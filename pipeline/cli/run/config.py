@@ -166,6 +166,8 @@ def make_config(args):
                               max_textness=args.max_textness)
     elif args.min_similarity is not None or args.keep_fraction is not None:
         raise UsageError("--min-similarity and --keep-fraction need --clip MODEL")
+    if args.until and args.clip:
+        raise UsageError(f"--until {args.until} stops before any image is downloaded: it does not go with --clip")
 
     curation = curation_configs(args)
 
@@ -187,7 +189,7 @@ def make_config(args):
         ingest=ingest, input_schema=input_schema, labelled=labelled, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
         language=LanguageConfig(languages=languages), prompts=prompt, download=download,
-        score=score, select=select, **curation,
+        score=score, select=select, until=args.until, **curation,
     )
 
 

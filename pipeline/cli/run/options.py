@@ -21,6 +21,9 @@ def add_arguments(parser):
     io_.add_argument("--url-col", default="url")
     io_.add_argument("--caption-col", default="caption")
     io_.add_argument("--input-format", choices=("parquet", "csv", "tsv", "jsonl"), help="override the format told by the file extension")
+    io_.add_argument("--until", choices=("normalize", "dedup", "language", "prompts"), default=None,
+                     help="metadata only: stop after this stage (prompts: every caption stage) and write the "
+                          "surviving rows as OUT/pairs/NNNNN.parquet, with the rejects and stats; nothing is downloaded")
     io_.add_argument("--samples-per-shard", type=int, default=5000)
     io_.add_argument("--work-unit-rows", type=int, default=500,
                      help="rows per download work unit: the granularity of resuming a killed run")

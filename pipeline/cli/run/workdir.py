@@ -10,7 +10,7 @@ from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.cli.errors import UsageError
 from clipcurate.pipeline.cli.run.config import options_record, staging_dir
 
-PUBLISHED = ("shards", "rejects", "selection.json", "stats.json", "report.html")  # what publish() swaps in
+PUBLISHED = ("shards", "pairs", "rejects", "selection.json", "stats.json", "report.html")  # what publish() swaps in
 
 
 def check_output(out: str) -> None:
@@ -62,7 +62,7 @@ def publish(out: str) -> None:
         return
     for name in PUBLISHED:
         dst = fs.join(out, name)
-        fs.delete(_files_under(dst) if name in ("shards", "rejects") else [dst])
+        fs.delete(_files_under(dst) if name in ("shards", "pairs", "rejects") else [dst])
     moves = [(src, fs.join(out, src[len(fs.join(staging, "")):])) for src in _files_under(staging)]
     for src, dst in moves:
         fs.rename(src, dst)

@@ -1,0 +1,56 @@
+"""Write the rows that survived a metadata-only run (``run --until STAGE``): OUT/pairs/NNNNN.parquet.
+
+Each file is a key range (``RangeParts``: about ``rows_per_file`` rows), sorted by key, with the
+input's columns and the fields the stages that ran added (``schemas.records``): the table a user
+filters before downloading anything, as LAION and DataComp users do first.
+"""
+from __future__ import annotations
+
+import apache_beam as beam
+import pyarrow as pa
+
+from clipcurate import schemas
+from clipcurate.pipeline import files as fs
+from clipcurate.pipeline.files import write_table
+from clipcurate.pipeline.sinks.arrow import to_table
+from clipcurate.pipeline.stages.base import RangeParts, Timer
+from clipcurate.schemas.layout import PAIRS
+from clipcurate.schemas.records import fields_after
+
+
+def pairs_schema(stage: str, extra: tuple) -> pa.Schema:
+    """The sample fields that exist after ``stage``, then the user columns."""
+    present = fields_after(stage)
+    return pa.schema([f for f in schemas.SAMPLE_FIELDS if f.name in present] + list(extra))
+
+
+class _WritePart(beam.DoFn):
+    def __init__(self, output_dir: str, schema: pa.Schema, row_group_rows: int):
+        self.output_dir, self.schema, self.row_group_rows = output_dir, schema, row_group_rows
+
+    def setup(self):
+        self.timer = Timer("write")
+
+    def process(self, item):
+        part, rows = item
+        rows = sorted(rows, key=lambda r: r["key"])
+        self.timer.count(len(rows))
+        with self.timer:
+            write_table(fs.join(self.output_dir, PAIRS, f"{part:05d}.parquet"), to_table(rows, self.schema),
+                        self.row_group_rows)
+        yield len(rows)
+
+
+class WritePairs(beam.PTransform):
+    def __init__(self, output_dir: str, stage: str, extra_fields: tuple, rows_per_file: int = 1_000_000,
+                 row_group_rows: int = 100_000):
+        super().__init__()
+        self.output_dir, self.stage, self.extra = output_dir, stage, extra_fields
+        self.rows_per_file, self.row_group_rows = rows_per_file, row_group_rows
+
+    def expand(self, rows):
+        schema = pairs_schema(self.stage, self.extra)
+        return (rows
+                | "Part" >> RangeParts(self.rows_per_file)
+                | "GroupPart" >> beam.GroupByKey()
+                | "Write" >> beam.ParDo(_WritePart(self.output_dir, schema, self.row_group_rows)))
