@@ -147,15 +147,21 @@ def _row(base: str, relpath: str, url: str, caption: str, raw_label, label: str,
 
 # --- tables --------------------------------------------------------------------
 
-def _read_table(path: Path, prompt: PromptConfig) -> list[dict]:
-    table = read_whole_table(str(path), what="labelled table")
-    names = table.column_names
+def _image_column(path, names: list[str]) -> str | None:
+    """The table's local-path column (None: it has a url column); InputError when it has neither, or no label."""
     if LABEL_COLUMN not in names:
         raise InputError(f"labelled table {path} has no {LABEL_COLUMN!r} column (columns: {', '.join(names)})")
     path_col = next((c for c in PATH_COLUMNS if c in names), None)
     if path_col is None and URL_COLUMN not in names:
         wanted = ", ".join(repr(c) for c in PATH_COLUMNS + (URL_COLUMN,))
         raise InputError(f"labelled table {path} has none of the columns {wanted} (columns: {', '.join(names)})")
+    return path_col
+
+
+def _read_table(path: Path, prompt: PromptConfig) -> list[dict]:
+    table = read_whole_table(str(path), what="labelled table")
+    names = table.column_names
+    path_col = _image_column(path, names)
     if table.num_rows == 0:
         raise InputError(f"labelled table {path} has no rows")
     used = {LABEL_COLUMN, path_col or URL_COLUMN}
@@ -226,13 +232,7 @@ def check_labelled(config: LabelledConfig) -> list:
         raise InputError(f"labelled source {source} is neither a folder nor a table ({', '.join(TABLE_EXTENSIONS)},"
                          " optionally .gz)")
     schema = read_schema(str(source), file_format(str(source)))
-    names = schema.names
-    if LABEL_COLUMN not in names:
-        raise InputError(f"labelled table {source} has no {LABEL_COLUMN!r} column (columns: {', '.join(names)})")
-    path_col = next((c for c in PATH_COLUMNS if c in names), None)
-    if path_col is None and URL_COLUMN not in names:
-        wanted = ", ".join(repr(c) for c in PATH_COLUMNS + (URL_COLUMN,))
-        raise InputError(f"labelled table {source} has none of the columns {wanted} (columns: {', '.join(names)})")
+    path_col = _image_column(source, schema.names)
     used = {LABEL_COLUMN, path_col or URL_COLUMN}
     return [pa.field(carried_name(f.name) if f.name in RESERVED_NAMES else f.name,
                      pa.string() if pa.types.is_null(f.type) else f.type) for f in schema if f.name not in used]
