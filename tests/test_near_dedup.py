@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import typing
 import random
 
 import apache_beam as beam
@@ -65,9 +66,12 @@ def test_close_hashes_share_a_band():
         assert set(band_keys(base, 8)) & set(band_keys(flipped, 8))
 
 
-def test_config_needs_more_bands_than_distance():
+def test_config_refuses_a_distance_that_probes_too_much():
+    assert NearDedupConfig(max_distance=8, bands=8).radius == 1  # probing: the distance may exceed the bands
     with pytest.raises(ValueError):
-        NearDedupConfig(max_distance=8, bands=8)
+        NearDedupConfig(max_distance=40, bands=4)  # 16-bit bands probed within 10 bits: too many values
+    with pytest.raises(ValueError):
+        NearDedupConfig(max_distance=64)
 
 
 def check_near_dedup(rows, kept_keys, rejects, config=NearDedupConfig()):
@@ -124,3 +128,74 @@ def test_an_undecodable_image_is_an_internal_error_not_a_crash():
         kept, rejects = p | beam.Create(rows) | NearDedup()
         assert_that(kept | "K" >> beam.Map(lambda r: r["key"]), equal_to(["ok"]), label="Kept")
         assert_that(rejects | "R" >> beam.Map(lambda r: (r["key"], r["reason"])), equal_to([("bad", "internal_error")]), label="Rejects")
+
+
+def _summaries(n, seed, hot=0):
+    """Random hashes with planted near copies (1-8 bits flipped) and ``hot`` rows sharing one hash."""
+    r = random.Random(seed)
+    values = []
+    for i in range(n):
+        if values and r.random() < 0.3:
+            v = r.choice(values)
+            for bit in r.sample(range(64), r.randint(0, 8)):
+                v ^= 1 << bit
+        else:
+            v = r.getrandbits(64)
+        values.append(v)
+    values += [values[0]] * hot
+    return [(f"id{i}", v, (-r.randint(0, 3), i), f"row{i}") for i, v in enumerate(values)]
+
+
+def _brute_force(summaries, d):
+    out = set()
+    for s in summaries:
+        better = [t for t in summaries if t[2] < s[2] and (t[1] ^ s[1]).bit_count() <= d]
+        if better:
+            b = min(better, key=lambda t: t[2])
+            out.add((s[0], b[2], f"near-duplicate of {b[3]}: perceptual hashes {(b[1] ^ s[1]).bit_count()} bits apart"))
+    return out
+
+
+@pytest.mark.parametrize("d,bands", [(6, 4), (6, 8), (3, 4), (9, 4), (0, 4), (15, 8)])
+def test_decisions_equal_comparing_every_row_with_every_other(d, bands):
+    from clipcurate.pipeline.stages.dedup.near import NearDecisions
+
+    summaries = _summaries(300, seed=d * 10 + bands, hot=40)
+    expected = _brute_force(summaries, d)
+    assert len(expected) > 40  # the planted copies and the hot hash are found
+    with TestPipeline() as p:
+        got = (p | beam.Create(range(len(summaries))) | beam.Map(lambda i: summaries[i]).with_output_types(typing.Any) | NearDecisions(NearDedupConfig(max_distance=d, bands=bands))
+               | beam.MapTuple(lambda row_id, dec: (row_id, dec[0], dec[1])))
+        assert_that(got, equal_to(sorted(expected)))
+
+
+def test_a_crowded_band_value_is_capped_and_never_drops_wrongly():
+    """30 pictures and their copies share one 16-bit band value, and each copy differs from its
+    original by 2 bits in each other band: only that crowded band value can find them."""
+    from clipcurate.pipeline.stages.dedup.near import NearDecisions
+
+    r = random.Random(5)
+    values = []
+    for _ in range(30):
+        base = (0xABCD << 48) | r.getrandbits(48)
+        copy = base
+        for band in (1, 2, 3):
+            for bit in r.sample(range(16), 2):
+                copy ^= 1 << (48 - 16 * band + bit)
+        values += [base, copy]
+    summaries = [(f"id{i}", v, (0, i), f"row{i}") for i, v in enumerate(values)]
+    every = _brute_force(summaries, 6)
+    assert len(every) >= 30
+
+    def run(config, check):
+        with TestPipeline() as p:
+            got = (p | beam.Create(range(len(summaries))) | beam.Map(lambda i: summaries[i]).with_output_types(typing.Any)
+                   | NearDecisions(config) | beam.MapTuple(lambda row_id, dec: (row_id, dec[0], dec[1])))
+            assert_that(got, check)
+
+    run(NearDedupConfig(), equal_to(sorted(every)))  # the default cap leaves this band value whole
+
+    def fewer_and_right(found):
+        assert found and set(found) < every  # a capped band value finds fewer pairs, every one right
+
+    run(NearDedupConfig(max_group=4), fewer_and_right)

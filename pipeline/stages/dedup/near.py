@@ -1,10 +1,13 @@
 """Near-duplicate images: perceptual hashes within a small Hamming distance.
 
-Every row gets ``phash`` (16 hex digits, see ``filters.phash``). The 64 bits
-are split into ``bands`` bands; two hashes within ``max_distance`` <
-``bands`` bits agree on at least one band, so grouping by (band, bits) finds
-every close pair without comparing all rows with all rows. Only small
-summaries (id, hash, preference) are grouped, never the images.
+Every row gets ``phash`` (16 hex digits, see ``filters.phash``). Rows with the
+same hash fold into their best one; the distinct hashes meet in band values
+(multi-index hashing, ``NearDecisions``): the 64 bits in ``bands`` bands, two
+hashes within ``max_distance`` bits differ by at most ``max_distance // bands``
+bits in some band, and each hash probes those band values, so every close pair
+is compared without comparing all rows with all rows, and a band value's work
+is capped. Only small summaries (id, hash, preference) are grouped, never the
+images.
 
 Which row stays: rows are ranked by the longest caption (characters), then
 the larger original image (pixels), then input order (``source_file``,
@@ -18,6 +21,9 @@ even though B is dropped too (SemDeDup's rule as well).
 """
 from __future__ import annotations
 
+import itertools
+import math
+import typing
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator
 
@@ -25,7 +31,7 @@ import apache_beam as beam
 import numpy as np
 
 from clipcurate.filters.base import reject_row
-from clipcurate.filters.phash import BITS, band_keys, phash
+from clipcurate.filters.phash import BITS, band_keys, band_widths, phash
 from clipcurate.schemas.records import input_order, where
 from clipcurate.pipeline.stages.base import REJECTS, RowCheckDoFn, split
 
@@ -36,13 +42,33 @@ BLOCK_PAIRS = 1 << 22
 @dataclass(frozen=True)
 class NearDedupConfig:
     max_distance: int = 6   # Hamming distance between 64-bit pHashes, inclusive
-    bands: int = 8          # must be > max_distance (pigeonhole)
+    bands: int = 4          # bands of the hash (4: 16 bits each); a close pair differs by <= max_distance // bands
+                            # bits in some band, and those band values are probed
+    max_group: int = 5000   # candidates compared per band value, at most (the cap: see NearDecisions)
 
     def __post_init__(self):
         if not 1 <= self.bands <= BITS:
             raise ValueError(f"bands must be in 1..{BITS}, got {self.bands}")
-        if not 0 <= self.max_distance < self.bands:
-            raise ValueError(f"max_distance must be in 0..bands-1 ({self.bands - 1}), got {self.max_distance}")
+        if not 0 <= self.max_distance < BITS:
+            raise ValueError(f"max_distance must be in 0..{BITS - 1}, got {self.max_distance}")
+        if probes_per_band(self.bands, self.max_distance) > MAX_PROBES:
+            raise ValueError(f"--near-dedup-distance {self.max_distance} with {self.bands} bands probes too many band "
+                             f"values per hash (> {MAX_PROBES}): use more bands")
+        if self.max_group < 2:
+            raise ValueError("max_group must be >= 2")
+
+    @property
+    def radius(self) -> int:
+        return self.max_distance // self.bands
+
+
+MAX_PROBES = 2000  # band values probed per band and hash, at most
+
+
+def probes_per_band(bands: int, max_distance: int) -> int:
+    """How many values each band of a hash is looked up under (its own and those within the radius)."""
+    width = max(band_widths(bands))
+    return sum(math.comb(width, k) for k in range(max_distance // bands + 1))
 
 
 # --- shared with semantic dedup: ranking, dominance, applying decisions -------------------------
@@ -121,19 +147,121 @@ def summary(row: dict) -> tuple:
     return (row_id(row), int(row["phash"], 16), preference(row), describe(row))
 
 
-def near_decisions(summaries: Iterable[tuple], max_distance: int) -> Iterator[tuple[str, tuple]]:
-    """Within one band bucket: (row_id, (dominator preference, message)) for every dominated row."""
-    group = sorted(summaries, key=lambda s: s[2])
-    if len(group) < 2:
+def _better(a: tuple, b: tuple | None) -> tuple:
+    """Of two summaries, the better-ranked (smaller preference)."""
+    return a if b is None or a[2] < b[2] else b
+
+
+def _best(summaries) -> tuple:
+    return min(summaries, key=lambda x: x[2])
+
+
+def _flips(value: int, width: int, radius: int) -> Iterator[int]:
+    """Every ``width``-bit value within ``radius`` bits of ``value``, itself first."""
+    for k in range(radius + 1):
+        for bits in itertools.combinations(range(width), k):
+            v = value
+            for b in bits:
+                v ^= 1 << b
+            yield v
+
+
+def band_entries(rep: tuple, bands: int, radius: int) -> Iterator[tuple[str, tuple]]:
+    """A distinct hash's representative under its band values ("m": members) and, within the radius,
+    the neighbouring band values it probes ("p")."""
+    widths = band_widths(bands)
+    for (b, value), width in zip(band_keys(rep[1], bands), widths):
+        yield f"{b}:{value:x}", ("m", rep)
+        if radius:
+            for v in itertools.islice(_flips(value, width, radius), 1, None):
+                yield f"{b}:{v:x}", ("p", rep)
+
+
+def band_neighbours(entries: Iterable[tuple], max_distance: int, max_group: int) -> Iterator[tuple[str, tuple]]:
+    """Within one band value: (hash, best representative of another hash within the distance) for every
+    hash that has one here. Members are compared with members and probes; at most ``max_group`` of each
+    (the best-ranked) are compared, so a crowded band value costs a bounded amount of work."""
+    members, probes = [], []
+    for kind, rep in entries:
+        (members if kind == "m" else probes).append(rep)
+    if not members or len(members) + len(probes) < 2:
         return
-    hashes = np.array([s[1] for s in group], dtype=np.uint64)
+    members = sorted(members, key=lambda r: r[2])[:max_group]
+    probes = sorted(probes, key=lambda r: r[2])[:max_group]
+    found: dict[int, tuple] = {}
+    m_hash = np.array([r[1] for r in members], dtype=np.uint64)
+    for side in (members, probes):
+        if not side:
+            continue
+        s_hash = np.array([r[1] for r in side], dtype=np.uint64)
+        for start in range(0, len(side), max(1, BLOCK_PAIRS // len(members))):
+            block = s_hash[start:start + max(1, BLOCK_PAIRS // len(members))]
+            near = (np.bitwise_count(block[:, None] ^ m_hash[None, :]) <= max_distance) & (block[:, None] != m_hash[None, :])
+            for a, b in zip(*np.nonzero(near)):
+                x, y = side[start + int(a)], members[int(b)]
+                found[x[1]] = _better(y, found.get(x[1]))
+                found[y[1]] = _better(x, found.get(y[1]))
+    for value, best in found.items():
+        yield f"{value:016x}", best  # hex keys: a 64-bit unsigned int is beyond Beam's int coder
 
-    def near_block(s, e):
-        return np.bitwise_count(hashes[s:e, None] ^ hashes[None, :e]) <= max_distance
 
-    for i, j in first_better_neighbours(len(group), near_block):
-        d = (group[i][1] ^ group[j][1]).bit_count()
-        yield group[i][0], (group[j][2], f"near-duplicate of {group[j][3]}: perceptual hashes {d} bits apart")
+def _message(dominator: tuple, value: int) -> tuple:
+    d = (dominator[1] ^ value).bit_count()
+    return dominator[2], f"near-duplicate of {dominator[3]}: perceptual hashes {d} bits apart"
+
+
+def _row_decisions(item) -> Iterator[tuple[str, tuple]]:
+    """For one distinct hash: each of its rows that a better-ranked row lies close to, with the best such row.
+
+    The hash's best row (``rep``) is dominated by its best neighbour of another hash when that one ranks
+    better; every other row of the hash is dominated by the better of ``rep`` and that neighbour.
+    """
+    key, grouped = item
+    value = int(key, 16)
+    rows = list(grouped["rows"])
+    neighbour = min(grouped["neighbours"], key=lambda r: r[2], default=None)
+    rep = _best(rows)
+    for r in rows:
+        if r is rep:
+            dominator = neighbour
+        else:
+            dominator = rep if neighbour is None else _better(neighbour, rep)
+        if dominator is not None and dominator[2] < r[2]:
+            yield r[0], _message(dominator, value)
+
+
+class NearDecisions(beam.PTransform):
+    """Summaries (row_id, hash, preference, description) -> (row_id, (dominator preference, message)).
+
+    1. Rows with the same hash fold into their best one (a combiner: a placeholder picture under a
+       million URLs is one representative, not a million-row group).
+    2. Representatives meet in band values (multi-index hashing: ``bands`` bands, each probed within
+       ``max_distance // bands`` bits, so every pair within the distance meets in some band value).
+       A band value compares at most ``max_group`` members and as many probes, the best-ranked: in a
+       band value more crowded than that, some close pairs of lower-ranked pictures are not seen and
+       both are kept (never a wrong drop).
+    3. Each hash's best neighbour joins its rows by hash: the decisions are those of comparing every
+       row with every other.
+    """
+
+    def __init__(self, config: NearDedupConfig):
+        super().__init__()
+        self.config = config
+
+    def expand(self, summaries):
+        c = self.config
+        by_hash = summaries | "ByHash" >> beam.Map(lambda s: (f"{s[1]:016x}", s))
+        reps = by_hash | "BestPerHash" >> beam.CombinePerKey(_best)
+        neighbours = (
+            reps
+            | "Bands" >> beam.FlatMap(lambda kv: band_entries(kv[1], c.bands, c.radius))
+            | "GroupBand" >> beam.GroupByKey()
+            | "Close" >> beam.FlatMap(lambda kv: band_neighbours(kv[1], c.max_distance, c.max_group))
+            | "BestNeighbour" >> beam.CombinePerKey(_best)
+        )
+        return ({"rows": by_hash, "neighbours": neighbours}
+                | "JoinHash" >> beam.CoGroupByKey()
+                | "Decide" >> beam.FlatMap(_row_decisions))
 
 
 class NearDedup(beam.PTransform):
@@ -144,15 +272,9 @@ class NearDedup(beam.PTransform):
         self.config = config
 
     def expand(self, rows):
-        bands, max_distance = self.config.bands, self.config.max_distance
         hashed, failed = split(rows, "Phash", RowCheckDoFn("image_dedup", lambda: _with_phash))
-        decisions = (
-            hashed
-            | "Summarize" >> beam.Map(summary)
-            | "ByBand" >> beam.FlatMap(lambda s: [(f"{b}:{v:x}", s) for b, v in band_keys(s[1], bands)])
-            | "GroupBand" >> beam.GroupByKey()
-            | "Dominated" >> beam.FlatMap(lambda kv: near_decisions(kv[1], max_distance))
-        )
+        # typed Any: inferred as Tuple[str, int, ...], a 64-bit unsigned hash would overflow Beam's int coder
+        summaries = hashed | "Summarize" >> beam.Map(summary).with_output_types(typing.Any)
+        decisions = summaries | "Decisions" >> NearDecisions(self.config)
         kept, dropped = (hashed, decisions) | "Apply" >> ApplyDecisions("near_duplicate_image")
         return kept, (failed, dropped) | "AllRejects" >> beam.Flatten()
-
