@@ -170,8 +170,8 @@ def test_decisions_equal_comparing_every_row_with_every_other(d, bands):
 
 
 def test_a_crowded_band_value_is_capped_and_never_drops_wrongly():
-    """30 pictures and their copies share one 16-bit band value, and each copy differs from its
-    original by 2 bits in each other band: only that crowded band value can find them."""
+    """With 16-bit bands: 30 pictures and their copies share one band value, and each copy differs from
+    its original by 2 bits in each other band: only that crowded band value can find them."""
     from clipcurate.pipeline.stages.dedup.near import NearDecisions
 
     r = random.Random(5)
@@ -193,9 +193,9 @@ def test_a_crowded_band_value_is_capped_and_never_drops_wrongly():
                    | NearDecisions(config) | beam.MapTuple(lambda row_id, dec: (row_id, dec[0], dec[1])))
             assert_that(got, check)
 
-    run(NearDedupConfig(), equal_to(sorted(every)))  # the default cap leaves this band value whole
+    run(NearDedupConfig(bands=4), equal_to(sorted(every)))  # the default cap leaves this band value whole
 
     def fewer_and_right(found):
         assert found and set(found) < every  # a capped band value finds fewer pairs, every one right
 
-    run(NearDedupConfig(max_group=4), fewer_and_right)
+    run(NearDedupConfig(bands=4, max_group=4), fewer_and_right)
