@@ -84,17 +84,18 @@ def exists(path) -> bool:
 def is_file(path) -> bool:
     if not is_remote(path):
         return os.path.isfile(path)
-    return any(m == os.fspath(path) for m, _ in _match(os.fspath(path)))
+    return any(m == os.fspath(path) for m, _ in match_sizes(os.fspath(path)))
 
 
 def is_dir(path) -> bool:
     """A local folder, or an object-store prefix with at least one object under it."""
     if not is_remote(path):
         return os.path.isdir(path)
-    return bool(_match(join(path, "*")))
+    return bool(match_sizes(join(path, "*")))
 
 
-def _match(pattern: str) -> list[tuple[str, int]]:
+def match_sizes(pattern: str) -> list[tuple[str, int]]:
+    """(path, size in bytes) of the objects a remote glob matches, sorted; none when it matches nothing."""
     from apache_beam.io.filesystem import BeamIOError
 
     try:
@@ -109,7 +110,7 @@ def match(pattern) -> list[str]:
     pattern = os.fspath(pattern)
     if not is_remote(pattern):
         return sorted(p for p in glob.glob(pattern, recursive=True) if os.path.isfile(p))
-    return [p for p, _ in _match(pattern)]
+    return [p for p, _ in match_sizes(pattern)]
 
 
 def list_files(folder, pattern: str = "*") -> list[str]:

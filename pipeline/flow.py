@@ -17,7 +17,6 @@ import pyarrow as pa
 from apache_beam.options.pipeline_options import PipelineOptions
 
 from clipcurate.filters.balance import BalanceConfig
-from clipcurate.pipeline import files as fs
 from clipcurate.filters.blocklist import BlocklistConfig
 from clipcurate.filters.language import LanguageConfig
 from clipcurate.filters.normalize import NormalizeConfig
@@ -161,9 +160,8 @@ def stage_times(result) -> dict:
 
 
 def run(config: RunConfig, options: PipelineOptions) -> dict:
-    """Run the pipeline to the end; returns what stats.json needs from the run itself."""
-    fs.makedirs(fs.join(config.write.output_dir, "shards"))
-    fs.makedirs(fs.join(config.write.output_dir, "rejects"))
+    """Run the pipeline to the end; returns what stats.json needs from the run itself. The output
+    folders exist already (the CLI's ``start_staging``); every writer makes its file's folder too."""
     start = time.time()
     p = beam.Pipeline(options=options)
     build(p, config)

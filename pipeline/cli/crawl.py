@@ -28,12 +28,9 @@ def add_arguments(parser):
 def make_config(args, read_now: bool = True):
     """Check the options and the seed file up front; returns (CrawlConfig, lines that were not URLs).
     With ``read_now`` False (``run --seeds``) the seed file is only checked to exist: the pipeline reads it."""
-    if not read_now:
-        from clipcurate.pipeline import files as fs
+    from clipcurate.pipeline import files as fs
 
-        if not fs.is_file(args.seeds):
-            raise UsageError(f"seeds file {args.seeds!r} does not exist")
-    elif not os.path.isfile(args.seeds):
+    if not fs.is_file(args.seeds):
         raise UsageError(f"seeds file {args.seeds!r} does not exist")
     if not args.output.endswith(".parquet") or os.path.isdir(args.output):
         raise UsageError(f"--output {args.output!r} must be a file name ending with .parquet")

@@ -4,9 +4,9 @@ from __future__ import annotations
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.cli import UsageError
 from clipcurate.pipeline.cli.beamflags import use_beam_flags
+from clipcurate.pipeline.inspect.report import ReportConfig, render_report
 
 ACCEPTS_EXTRA_ARGS = True  # Beam's object-store flags (--s3_endpoint_url URL ...) for an s3:// or gs:// output
-from clipcurate.pipeline.inspect.report import ReportConfig, render_report
 
 
 def add_arguments(parser):

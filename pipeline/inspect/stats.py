@@ -7,7 +7,12 @@ import json
 import pyarrow.parquet as pq
 
 from clipcurate.pipeline import files as fs
-from clipcurate.schemas.layout import PAIR_TABLES, REJECT_TABLES
+from clipcurate.schemas.layout import PAIR_TABLES, REJECT_TABLES, SHARD_TABLES
+
+
+def kept_files(out: str) -> list[str]:
+    """The kept samples' Parquet files: the shards', or a metadata-only run's pairs."""
+    return fs.match(fs.join(out, *SHARD_TABLES)) or fs.match(fs.join(out, *PAIR_TABLES))
 
 
 def reject_files(out: str) -> list[str]:

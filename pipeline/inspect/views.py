@@ -14,8 +14,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from clipcurate.pipeline import files as fs
-from clipcurate.pipeline.inspect.stats import reject_files
-from clipcurate.schemas.layout import PAIR_TABLES, SHARD_TABLES
+from clipcurate.pipeline.inspect.stats import kept_files, reject_files
 
 _EMPTY = ("SELECT NULL::VARCHAR AS key, NULL::VARCHAR AS url, NULL::VARCHAR AS caption, NULL::VARCHAR AS stage, "
           "NULL::VARCHAR AS reason, NULL::FLOAT AS similarity WHERE false")
@@ -33,7 +32,7 @@ class _BeamFiles(pafs.FileSystemHandler):
     def get_file_info(self, paths):
         out = []
         for path in paths:
-            found = dict(fs._match(path))
+            found = dict(fs.match_sizes(path))
             if path in found:
                 out.append(pafs.FileInfo(path, pafs.FileType.File, size=found[path]))
             else:
@@ -42,7 +41,7 @@ class _BeamFiles(pafs.FileSystemHandler):
 
     def get_file_info_selector(self, selector):
         base = fs.join(selector.base_dir, "")
-        return [pafs.FileInfo(p, pafs.FileType.File, size=n) for p, n in fs._match(base + "**")
+        return [pafs.FileInfo(p, pafs.FileType.File, size=n) for p, n in fs.match_sizes(base + "**")
                 if selector.recursive or "/" not in p[len(base):]]
 
     def open_input_file(self, path):
@@ -73,8 +72,7 @@ def _remote_view(con, view: str, files: list[str]) -> None:
 def connect(out: str):
     """A DuckDB connection with the views ``pairs`` and ``rejects`` over the output ``out``."""
     con = duckdb.connect()
-    kept = fs.match(fs.join(out, *SHARD_TABLES)) or fs.match(fs.join(out, *PAIR_TABLES))  # shards, or --until's pairs
-    for view, files in (("pairs", kept), ("rejects", reject_files(out))):
+    for view, files in (("pairs", kept_files(out)), ("rejects", reject_files(out))):
         if not files:
             con.execute(f"CREATE VIEW {view} AS {_EMPTY}")
         elif fs.is_remote(out):

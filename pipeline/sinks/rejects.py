@@ -16,6 +16,7 @@ from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
 from clipcurate.pipeline.sinks.arrow import to_table
 from clipcurate.pipeline.sinks.shards import WriteConfig
+from clipcurate.pipeline.stages.base import key_range
 from clipcurate.schemas.layout import REJECTS
 from clipcurate.schemas.records import input_order
 
@@ -27,7 +28,7 @@ def rejects_dir(out: str) -> str:
 def part_of(row: dict, parts: int) -> int:
     """The file of a stage's rejects a row goes to: a hash of its input place, in ``parts`` ranges."""
     where = f"{row.get('source_file')}\0{row.get('source_row')}\0{row.get('key')}".encode()
-    return (int(hashlib.sha256(where).hexdigest()[:8], 16) * parts) >> 32
+    return key_range(hashlib.sha256(where).hexdigest(), parts)
 
 
 class _WriteRejects(beam.DoFn):

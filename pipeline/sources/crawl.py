@@ -3,8 +3,8 @@
 A crawl's frontier must stay per site and within its page budget, so the
 unit of work is a site: the seeds are grouped by scheme://host:port (by a
 GroupByKey over the seed file's lines, which the pipeline reads itself; or
-when the transform is built, for seeds given in the config), each site is crawled breadth-first in one DoFn call
-(``crawl.crawl_site``), and its pairs come out sorted by (page_url,
+when the transform is built, for seeds given in the config), each site is
+crawled breadth-first in one DoFn call (``crawl.crawl_site``), and its pairs come out sorted by (page_url,
 position). ``source_row`` numbers the rows of all sites in page_url order:
 each site's rows are counted, and a site's offset is the count of the sites
 before it (a small side input), so the numbers do not depend on which worker

@@ -189,18 +189,23 @@ def _read_table(path: Path, prompt: PromptConfig) -> list[dict]:
 
 # --- entry points ----------------------------------------------------------------
 
+def _is_folder(source: Path) -> bool:
+    """True for an ImageFolder tree, False for a table; InputError for anything else."""
+    if source.is_dir():
+        return True
+    if not source.is_file():
+        raise InputError(f"labelled source {source} does not exist")
+    if format_of(source.name) is None:
+        raise InputError(f"labelled source {source} is neither a folder nor a table ({', '.join(TABLE_EXTENSIONS)},"
+                         " optionally .gz)")
+    return False
+
+
 def read_labelled(config: LabelledConfig) -> list[dict]:
     """Every labelled image as a pair row, in a deterministic order: for a
     folder, sorted labels then sorted files; for a table, its row order."""
     source = Path(config.source)
-    if source.is_dir():
-        return _read_folder(source, config.prompt)
-    if source.is_file():
-        if format_of(source.name) is None:
-            raise InputError(f"labelled source {source} is neither a folder nor a table ({', '.join(TABLE_EXTENSIONS)},"
-                             " optionally .gz)")
-        return _read_table(source, config.prompt)
-    raise InputError(f"labelled source {source} does not exist")
+    return _read_folder(source, config.prompt) if _is_folder(source) else _read_table(source, config.prompt)
 
 
 def list_labels(config: LabelledConfig) -> list[str]:
@@ -222,15 +227,10 @@ def check_labelled(config: LabelledConfig) -> list:
     from clipcurate.pipeline.sources.tables import file_format, read_schema
 
     source = Path(config.source)
-    if source.is_dir():
+    if _is_folder(source):
         if not any(e.is_dir() and not _hidden(e.name) for e in os.scandir(source)):
             raise InputError(f"no label sub-folders in {source} (expected ROOT/LABEL/IMAGE)")
         return []
-    if not source.is_file():
-        raise InputError(f"labelled source {source} does not exist")
-    if format_of(source.name) is None:
-        raise InputError(f"labelled source {source} is neither a folder nor a table ({', '.join(TABLE_EXTENSIONS)},"
-                         " optionally .gz)")
     schema = read_schema(str(source), file_format(str(source)))
     path_col = _image_column(source, schema.names)
     used = {LABEL_COLUMN, path_col or URL_COLUMN}

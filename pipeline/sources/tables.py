@@ -50,7 +50,7 @@ def expand_inputs(patterns, any_extension: bool = False) -> tuple[str, ...]:
         elif fs.is_file(pattern):
             files.append(pattern)
         elif fs.is_dir(pattern):
-            matched = [p for p in fs.list_files(pattern) if any_extension or _format_of(p) is not None]
+            matched = [p for p in fs.list_files(pattern) if any_extension or format_of(p) is not None]
             if not matched:
                 raise InputError(f"input folder {pattern!r} holds no .parquet/.csv/.tsv/.jsonl file")
             files.extend(matched)
@@ -66,10 +66,6 @@ def expand_inputs(patterns, any_extension: bool = False) -> tuple[str, ...]:
 
 def format_of(path: str) -> str | None:
     """The table format a file name says (.parquet/.pq, .csv, .tsv, .jsonl/.ndjson/.json, each optionally .gz)."""
-    return _format_of(path)
-
-
-def _format_of(path: str) -> str | None:
     name = path.lower()
     if name.endswith(".gz"):
         name = name[:-3]
@@ -81,7 +77,7 @@ def _format_of(path: str) -> str | None:
 
 
 def file_format(path: str, forced: str | None = None) -> str:
-    fmt = forced or _format_of(path)
+    fmt = forced or format_of(path)
     if fmt not in FORMATS:
         raise InputError(f"cannot tell the format of {path!r}: use .parquet, .csv, .tsv or .jsonl (optionally .gz)")
     return fmt
@@ -140,15 +136,8 @@ def _jsonl_head_schema(path: str) -> pa.Schema:
         return pajson.read_json(io.BytesIO(head)).schema
     except pa.ArrowInvalid:
         pass
-    rows = []
-    for raw in head.decode("utf-8", "replace").splitlines():
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(value, dict):
-            rows.append(value)
-    return pa.Table.from_pylist(rows).schema if rows else pa.schema([])
+    rows, _ = _json_objects(enumerate(head.decode("utf-8", "replace").splitlines()))
+    return pa.Table.from_pylist([v for _, v in rows]).schema if rows else pa.schema([])
 
 
 def unify_schemas(schemas_: list[pa.Schema]) -> pa.Schema:
@@ -176,6 +165,21 @@ def check_input(config: IngestConfig) -> pa.Schema:
     return schema
 
 
+def _json_objects(numbered) -> tuple[list[tuple[int, dict]], list[tuple[int, str]]]:
+    """(index, object) for the lines that are JSON objects, (index, error) for the others."""
+    good, bad = [], []
+    for index, raw in numbered:
+        try:
+            value = json.loads(raw)
+            if not isinstance(value, dict):
+                raise ValueError("line is not a JSON object")
+        except ValueError as err:
+            bad.append((index, f"invalid JSON: {err}"))
+            continue
+        good.append((index, value))
+    return good, bad
+
+
 def _read_jsonl(path: str) -> tuple[pa.Table, list[tuple[int, str]]]:
     """A JSONL file as a table, plus (line number, error) for lines that are not JSON objects."""
     try:
@@ -183,19 +187,9 @@ def _read_jsonl(path: str) -> tuple[pa.Table, list[tuple[int, str]]]:
             return pajson.read_json(f), []
     except pa.ArrowInvalid:
         pass
-    rows, bad, index = [], [], 0
     with _stream(path) as f:
-        for raw in io.TextIOWrapper(f, encoding="utf-8", errors="replace"):
-            if not raw.strip():
-                continue
-            try:
-                value = json.loads(raw)
-                if not isinstance(value, dict):
-                    raise ValueError("line is not a JSON object")
-                rows.append((index, value))
-            except ValueError as err:
-                bad.append((index, f"invalid JSON: {err}"))
-            index += 1
+        lines = [raw for raw in io.TextIOWrapper(f, encoding="utf-8", errors="replace") if raw.strip()]
+    rows, bad = _json_objects(enumerate(lines))
     if not rows:
         return pa.table({}), bad
     table = pa.Table.from_pylist([v for _, v in rows])
@@ -294,19 +288,12 @@ class FileReader:
                 return
         except pa.ArrowInvalid:
             pass
-        good, lines = [], []
-        for i, raw in chunk:
-            try:
-                value = json.loads(raw)
-                if not isinstance(value, dict):
-                    raise ValueError("line is not a JSON object")
-            except ValueError as err:
-                yield "malformed", self._malformed(path, i, f"invalid JSON: {err}")
-                continue
-            good.append(value)
-            lines.append(i)
+        good, bad = _json_objects(chunk)
+        for i, message in bad:
+            yield "malformed", self._malformed(path, i, message)
         if good:
-            yield from self._batches(path, pa.Table.from_pylist(good), pa.array(lines, pa.int64()))
+            yield from self._batches(path, pa.Table.from_pylist([v for _, v in good]),
+                                     pa.array([i for i, _ in good], pa.int64()))
 
     def _read_csv(self, path, fmt):
         """Streamed: pyarrow's CSV reader, a block (4 MiB) at a time. Rows are numbered by physical

@@ -12,8 +12,8 @@ import sys
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.cli.errors import UsageError
 from clipcurate.pipeline.cli.run.cluster import dask_cluster
-from clipcurate.pipeline.cli.run.config import beam_options, make_config, options_record, staging_dir
-from clipcurate.pipeline.cli.run.config import unknown_beam_args  # noqa: F401
+from clipcurate.pipeline.cli.run.config import beam_options, make_config, options_record
+from clipcurate.pipeline.cli.beamflags import unknown_beam_args  # noqa: F401 - re-exported
 from clipcurate.pipeline.cli.run.options import add_arguments  # noqa: F401
 from clipcurate.pipeline.cli.run.retry import retry_args
 from clipcurate.pipeline.cli.run.workdir import check_output, prepare_work, publish, start_staging
@@ -75,9 +75,9 @@ def main(args) -> int:
         failure = systemic_failure(stats)
         if failure:
             raise RunFailed(failure)
+    except UsageError:
+        raise
     except Exception as err:  # noqa: BLE001 - any failure of the run: one line, exit 1, OUT kept
-        if isinstance(err, UsageError):
-            raise
         message = str(err) if isinstance(err, RunFailed) else one_line(err)
         print(f"clipcurate run: failed: {message}", file=sys.stderr)
         return 1

@@ -7,7 +7,7 @@ import os
 import sys
 
 from clipcurate.pipeline import files as fs
-from clipcurate.pipeline.cli.beamflags import unknown_beam_args, use_beam_flags  # noqa: F401 - re-exported
+from clipcurate.pipeline.cli.beamflags import use_beam_flags
 from clipcurate.pipeline.cli.errors import UsageError
 from clipcurate.pipeline.cli.run.options import RESIZE_MODES  # noqa: F401
 
@@ -145,16 +145,17 @@ def make_config(args):
         from clipcurate.pipeline.clip.scorer import ScorerConfig
         from clipcurate.pipeline.stages.score import ScoreConfig
         from clipcurate.pipeline.stages.select import SelectConfig
-
         from clipcurate.pipeline.clip.textness import default_probe_path
 
         if ":" not in args.clip.split("/")[0] and not os.path.isdir(args.clip):
             raise UsageError(f"--clip {args.clip!r}: no such model folder")
-        probe = args.textness_probe or default_probe_path(args.clip)
-        if args.textness_probe and not fs.exists(args.textness_probe):
-            raise UsageError(f"--textness-probe {args.textness_probe!r}: no such file")
-        if probe and not fs.exists(probe):
-            probe = None
+        if args.textness_probe:
+            if not fs.exists(args.textness_probe):
+                raise UsageError(f"--textness-probe {args.textness_probe!r}: no such file")
+            probe = args.textness_probe
+        else:  # the probe saved beside the model, if there is one
+            probe = default_probe_path(args.clip)
+            probe = probe if probe and fs.exists(probe) else None
         if probe is None and (args.max_textness is not None or args.textness_bias):
             raise UsageError(f"--max-textness and --textness-bias need the model's textness probe: run "
                              f"`clipcurate textness {args.clip}` once (or give --textness-probe FILE)")

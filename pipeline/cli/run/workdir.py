@@ -1,6 +1,6 @@
 """The output folder: checked writable up front; the new run built in OUT/_next and published over
-the old outputs only once complete; OUT/_work kept only when the new run has the same fingerprint
-(options that change the result + input files). Local paths and object stores alike (``files``)."""
+the old outputs only once complete; OUT/_work kept only while the options that change a download are
+the same (``DOWNLOAD_OPTIONS``). Local paths and object stores alike (``files``)."""
 from __future__ import annotations
 
 import json

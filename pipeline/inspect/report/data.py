@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 from PIL import Image
 
 from clipcurate.pipeline import files as fs
-from clipcurate.pipeline.inspect.stats import reject_files
+from clipcurate.pipeline.inspect.stats import kept_files, reject_files
 from clipcurate.schemas.reasons import FUNNEL
 
 REPORT_NAME = "report.html"
@@ -88,7 +88,7 @@ def _read_columns(path: str, names: tuple) -> pa.Table:
 
 def load_kept(out_dir: str) -> pa.Table:
     tables = []
-    for path in fs.match(fs.join(out_dir, "shards", "*.parquet")) or fs.match(fs.join(out_dir, "pairs", "*.parquet")):
+    for path in kept_files(out_dir):
         t = _read_columns(path, _KEPT_COLUMNS)
         tar = os.path.splitext(path)[0] + ".tar"
         tables.append(t.append_column("_shard", pa.array([tar] * t.num_rows, pa.string())))

@@ -192,12 +192,13 @@ def band_neighbours(entries: Iterable[tuple], max_distance: int, max_group: int)
     probes = sorted(probes, key=lambda r: r[2])[:max_group]
     found: dict[int, tuple] = {}
     m_hash = np.array([r[1] for r in members], dtype=np.uint64)
+    step = max(1, BLOCK_PAIRS // len(members))  # rows of a side compared at once: bounded memory
     for side in (members, probes):
         if not side:
             continue
         s_hash = np.array([r[1] for r in side], dtype=np.uint64)
-        for start in range(0, len(side), max(1, BLOCK_PAIRS // len(members))):
-            block = s_hash[start:start + max(1, BLOCK_PAIRS // len(members))]
+        for start in range(0, len(side), step):
+            block = s_hash[start:start + step]
             near = (np.bitwise_count(block[:, None] ^ m_hash[None, :]) <= max_distance) & (block[:, None] != m_hash[None, :])
             for a, b in zip(*np.nonzero(near)):
                 x, y = side[start + int(a)], members[int(b)]
@@ -220,11 +221,10 @@ def _row_decisions(item) -> Iterator[tuple[str, tuple]]:
     """
     key, grouped = item
     value = int(key, 16)
-    rows = list(grouped["rows"])
     neighbour = min(grouped["neighbours"], key=lambda r: r[2], default=None)
-    rep = _best(rows)
-    for r in rows:
-        if r is rep:
+    rep = next(iter(grouped["rep"]))  # joined, so a hash's rows are only iterated once, never held
+    for r in grouped["rows"]:
+        if r[0] == rep[0]:
             dominator = neighbour
         else:
             dominator = rep if neighbour is None else _better(neighbour, rep)
@@ -261,7 +261,7 @@ class NearDecisions(beam.PTransform):
             | "Close" >> beam.FlatMap(lambda kv: band_neighbours(kv[1], c.max_distance, c.max_group))
             | "BestNeighbour" >> beam.CombinePerKey(_best)
         )
-        return ({"rows": by_hash, "neighbours": neighbours}
+        return ({"rows": by_hash, "rep": reps, "neighbours": neighbours}
                 | "JoinHash" >> beam.CoGroupByKey()
                 | "Decide" >> beam.FlatMap(_row_decisions))
 
