@@ -51,3 +51,33 @@ def tiny_model(tmp_path_factory) -> str:
                     TrainConfig(epochs=2, batch_size=8, progress=False, device="cpu"))
     train_and_save(ClipScorer.load(ScorerConfig(spec=folder, device="cpu")), default_probe_path(folder))
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_hf_clip(tmp_path_factory) -> str:
+    """A randomly initialised Hugging Face CLIP (projection 16) with its own tiny BPE tokenizer, saved as a
+    local folder the way ``save_pretrained`` writes one: what ``--clip hf:DIR`` loads. Nothing is downloaded."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
+
+    from clipcurate.pipeline.clip.text import seed_corpus, train_tokenizer
+
+    folder = tmp_path_factory.mktemp("hf-clip")
+    bpe = train_tokenizer(seed_corpus(["circle", "square", "star", "ring", "moon"]))
+    bpe.save(str(folder / "tokenizer.json"))
+    tokenizer = CLIPTokenizerFast(tokenizer_file=str(folder / "tokenizer.json"), bos_token="<sot>",
+                                  eos_token="<eot>", pad_token="<pad>", unk_token="<pad>")
+    config = CLIPConfig(
+        text_config={"vocab_size": bpe.get_vocab_size(), "hidden_size": 32, "intermediate_size": 64,
+                     "num_hidden_layers": 1, "num_attention_heads": 2, "max_position_embeddings": 16,
+                     "bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+                     "pad_token_id": tokenizer.pad_token_id},
+        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
+                       "image_size": 32, "patch_size": 8},
+        projection_dim=16)
+    import torch
+
+    torch.manual_seed(0)
+    CLIPModel(config).save_pretrained(folder / "clip")
+    tokenizer.save_pretrained(folder / "clip")
+    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(folder / "clip")
+    return str(folder / "clip")

@@ -182,33 +182,19 @@ def test_scorer_specs_fail_with_one_line_errors(tmp_path):
         ClipScorer.load(ScorerConfig(spec=f"hf:{tmp_path / 'nope'}"))
 
 
-def test_hf_spec_loads_a_saved_tiny_clip(tmp_path):
-    transformers = pytest.importorskip("transformers")
-    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPTokenizerFast
-    pytest.importorskip("tokenizers")
-    # a tiny random CLIP with its own tiny tokenizer, saved as a local folder
-    bpe = train_tokenizer(seed_corpus(LABELS))
-    bpe.save(str(tmp_path / "tokenizer.json"))
-    tokenizer = CLIPTokenizerFast(tokenizer_file=str(tmp_path / "tokenizer.json"), bos_token="<sot>",
-                                  eos_token="<eot>", pad_token="<pad>", unk_token="<pad>")
-    config = CLIPConfig(
-        text_config={"vocab_size": bpe.get_vocab_size(), "hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1,
-                     "num_attention_heads": 2, "max_position_embeddings": 16},
-        vision_config={"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 1, "num_attention_heads": 2,
-                       "image_size": 32, "patch_size": 8},
-        projection_dim=16)
-    CLIPModel(config).save_pretrained(tmp_path / "clip")
-    tokenizer.save_pretrained(tmp_path / "clip")
-    CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}).save_pretrained(tmp_path / "clip")
-    scorer = ClipScorer.load(ScorerConfig(spec=f"hf:{tmp_path / 'clip'}", device="cpu"))
+def test_hf_spec_loads_a_saved_tiny_clip(tiny_hf_clip):
+    scorer = ClipScorer.load(ScorerConfig(spec=f"hf:{tiny_hf_clip}", device="cpu"))
     image = synth.encode_jpeg(synth.make_image("star", np.random.default_rng(0), 48))
     assert scorer.dim == 16
-    assert scorer.similarity([image, image], ["a star", "a circle"]).shape == (2,)
-    assert transformers is not None
+    sims = scorer.similarity([image, image], ["a star", "a circle"])
+    assert sims.shape == (2,) and np.all(np.abs(sims) <= 1.0 + 1e-5)
+    assert np.allclose(np.linalg.norm(scorer.embed_texts(["a star"]), axis=1), 1.0, atol=1e-5)
 
 
 def test_open_clip_spec_loads_saved_weights(tmp_path):
-    open_clip = pytest.importorskip("open_clip")
+    open_clip = pytest.importorskip(
+        "open_clip", reason="open-clip-torch imports torchvision, and the only torchvision wheels for torch 2.13 "
+                            "here are CUDA builds whose operators fail to load on the CPU torch (see README)")
     model = open_clip.create_model("RN50")  # randomly initialised: nothing downloaded
     torch.save(model.state_dict(), tmp_path / "w.pt")
     scorer = ClipScorer.load(ScorerConfig(spec=f"open_clip:RN50:{tmp_path / 'w.pt'}", device="cpu"))

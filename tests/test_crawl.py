@@ -173,7 +173,8 @@ def test_cli_writes_the_pairs_table(site, tmp_path):
     seeds = tmp_path / "seeds.txt"
     seeds.write_text(f"# the test site\n\n{site.url('/index.html')}\nnot a url\n")
     out = tmp_path / "out" / "pairs.parquet"
-    done = _cli("--seeds", str(seeds), "--output", str(out), "--allow-private-network", cwd=tmp_path)
+    done = _cli("--seeds", str(seeds), "--output", str(out), "--allow-private-network", "--max-depth", "2",
+                cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert pq.read_table(out).to_pylist() == expected_rows(site)
     assert "6 pairs" in done.stdout and "1 pages and 1 images refused by robots.txt" in done.stdout
@@ -192,3 +193,20 @@ def test_cli_errors_are_one_line_usage_errors(tmp_path, capsys):
     assert "holds no http(s) URL" in err and "ftp://example.com/" in err and len(err.splitlines()) == 1
     assert cli.main(["crawl", "--seeds", str(empty), "--output", str(tmp_path)]) == 2
     assert not os.path.exists(out)
+
+
+def test_default_depth_reaches_pages_five_links_from_the_seed(tmp_path):
+    """With the defaults, --max-pages is the real bound: a chain of pages 5 links deep is all crawled
+    (the sixth page is past the default depth, as with wget -r)."""
+    routes = {f"/c{i}": _page(f'<img src="/chain{i}.jpg" alt="chain picture {i}"><a href="/c{i + 1}">next</a>')
+              for i in range(7)}
+    server = start_server(routes)
+    try:
+        seeds = tmp_path / "seeds.txt"
+        seeds.write_text(server.url("/c0") + "\n")
+        out = tmp_path / "pairs.parquet"
+        assert cli.main(["crawl", "--seeds", str(seeds), "--output", str(out), "--allow-private-network"]) == 0
+        captions = sorted(pq.read_table(out).column("caption").to_pylist())
+        assert captions == [f"chain picture {i}" for i in range(6)]
+    finally:
+        server.close()

@@ -14,7 +14,8 @@ def add_arguments(parser):
                         help="seed URLs, one per line (blank lines and # comments skipped)")
     parser.add_argument("--output", required=True, metavar="PAIRS.parquet",
                         help="table of pairs: url, caption, page_url, caption_source")
-    parser.add_argument("--max-depth", type=int, default=2, help="links followed from a seed (0: the seeds only)")
+    parser.add_argument("--max-depth", type=int, default=5,
+                        help="links followed from a seed (default 5, as wget -r; 0: the seeds only)")
     parser.add_argument("--max-pages", type=int, default=1000, help="pages fetched per site (scheme://host:port)")
     parser.add_argument("--timeout", type=float, default=10.0, help="total deadline per request, seconds")
     parser.add_argument("--per-host-concurrency", type=int, default=4)

@@ -159,6 +159,11 @@ def _load_open_clip(rest: str, device: str) -> _Backend:
     return _Backend(f"open_clip:{arch}", encode_images, encode_texts)
 
 
+def _features(out) -> torch.Tensor:
+    """The projected embeddings: transformers 4 returns them as a tensor, 5 as the output's ``pooler_output``."""
+    return out if isinstance(out, torch.Tensor) else out.pooler_output
+
+
 def _load_hf(path: str, device: str) -> _Backend:
     if not Path(path).is_dir():
         raise ValueError(f"Hugging Face CLIP folder {path} does not exist")
@@ -177,11 +182,11 @@ def _load_hf(path: str, device: str) -> _Backend:
     def encode_images(batch: list[bytes]) -> torch.Tensor:
         inputs = processor(images=_decode_pil(batch), return_tensors="pt")
         with _autocast(device):
-            return model.get_image_features(pixel_values=inputs["pixel_values"].to(device))
+            return _features(model.get_image_features(pixel_values=inputs["pixel_values"].to(device)))
 
     def encode_texts(batch: list[str]) -> torch.Tensor:
         inputs = tokenizer(batch, padding=True, truncation=True, max_length=max_len, return_tensors="pt")
         with _autocast(device):
-            return model.get_text_features(**{k: v.to(device) for k, v in inputs.items()})
+            return _features(model.get_text_features(**{k: v.to(device) for k, v in inputs.items()}))
 
     return _Backend(f"hf:{Path(path).name}", encode_images, encode_texts)

@@ -298,7 +298,7 @@ def default_fetch_config() -> FetchConfig:
 class CrawlConfig:
     seeds: tuple[str, ...]  # canonical http(s) URLs (see read_seeds)
     source: str = "seeds"  # the seed file; Beam rows get source_file="crawl:<source>"
-    max_depth: int = 2  # links followed from a seed; 0 = the seeds only
+    max_depth: int = 5  # links followed from a seed (wget -r's default); 0 = the seeds only
     max_pages: int = 1000  # pages fetched per site (scheme + host + port)
     fetch: FetchConfig = field(default_factory=default_fetch_config)
 

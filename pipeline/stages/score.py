@@ -41,10 +41,11 @@ class _Scorer:
                 raise  # the adapter retries one by one
             return [(rows[0], Drop("scoring_error", f"{type(err).__name__}: {err}"))]
         textness = [None] * len(rows)
+        scored = texts
         if self.probe is not None:
             textness = [float(x) for x in self.probe.score(images)]
-            texts = self.probe.bias_texts(texts, self.bias)
-        sims = np.sum(images * texts, axis=1)
+            scored = self.probe.bias_texts(texts, self.bias)  # the bias moves the score, not the stored embedding
+        sims = np.sum(images * scored, axis=1)
         return [(dict(r, similarity=float(s), textness=x, image_embedding=i, text_embedding=t), None)
                 for r, s, x, i, t in zip(rows, sims, textness, images, texts)]
 

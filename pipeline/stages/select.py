@@ -96,8 +96,11 @@ class _Decide(beam.DoFn):
             yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, "text_heavy", msg))
             return
         if rule["method"] == "null_calibrated":
-            t = image_threshold(np.asarray(row["image_embedding"], np.float32), np.asarray(row["text_embedding"], np.float32),
-                                rule["references"], c.false_match_rate, c.same_concept_text_similarity, c.min_references)
+            image, text = np.asarray(row["image_embedding"], np.float32), np.asarray(row["text_embedding"], np.float32)
+            t = image_threshold(image, text, rule["references"], c.false_match_rate, c.same_concept_text_similarity,
+                                c.min_references)
+            if t is not None:  # on the similarity's scale: a textness bias moves the pair and its threshold alike
+                t += row["similarity"] - float(image @ text)
         else:
             t = rule.get("threshold")
         yield beam.pvalue.TaggedOutput("thresholds", t)

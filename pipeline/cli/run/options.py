@@ -9,7 +9,8 @@ def add_arguments(parser):
     io_.add_argument("--input", nargs="+", default=[], metavar="FILE_OR_GLOB",
                      help="tables of pairs: .parquet, .csv, .tsv, .jsonl (optionally .gz); globs and folders too")
     io_.add_argument("--seeds", metavar="FILE", help="crawl these seed pages (one URL a line) as the first stage")
-    io_.add_argument("--max-depth", type=int, default=2, help="with --seeds: links followed from a seed, at most")
+    io_.add_argument("--max-depth", type=int, default=5,
+                     help="with --seeds: links followed from a seed, at most (default 5, as wget -r; --max-pages is the usual bound)")
     io_.add_argument("--max-pages", type=int, default=1000, help="with --seeds: pages fetched per site, at most")
     io_.add_argument("--warc", nargs="+", default=[], metavar="FILE_OR_GLOB",
                      help="Common Crawl WARC (HTML responses) or WAT (metadata) files, gzip'd or not")
