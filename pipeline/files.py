@@ -5,7 +5,8 @@ Beam's extra for them is installed.
 - Writes are atomic: a temporary name beside the target, then a rename (on an object store the
   rename is a copy and a delete, so the final name never holds half an object). A killed process
   leaves the old file or the new one, never half of one.
-- ``resolve_local``/``resolve_under``: the containment check for files read from inside a root
+- ``resolve_local``/``resolve_under``: the containment check for files read from inside a root;
+  ``read_under`` reads one such file, checking the file it opened (not the path before opening)
   folder (labelled images, always local).
 
 Light on imports (Beam's FileSystems only when a path has a scheme), so every module can use it.
@@ -19,6 +20,7 @@ import json
 import os
 import posixpath
 import shutil
+import stat as stat_
 import uuid
 from contextlib import contextmanager
 from typing import BinaryIO, Optional
@@ -254,3 +256,53 @@ def resolve_under(base: str, relpath: str) -> Optional[str]:
     if target == base or os.path.commonpath([base, target]) != base:
         return None
     return target
+
+
+class OutsideRoot(Exception):
+    """The file opened lies outside the folder it must be read from."""
+
+
+def _opened_path(fd: int) -> Optional[str]:
+    """The real path of an open descriptor: /proc on Linux, F_GETPATH on macOS; None if unknown."""
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        pass
+    try:
+        import fcntl
+
+        return os.fsdecode(fcntl.fcntl(fd, fcntl.F_GETPATH, b"\0" * 1024).rstrip(b"\0"))
+    except (ImportError, AttributeError, OSError):
+        return None
+
+
+def read_under(root: str, relpath: str, max_bytes: int) -> bytes:
+    """The bytes of the regular file ``relpath`` under ``root``. Open first, then check: the path of the
+    file actually opened must lie inside ``root``, so a symlink swapped in between a check and the open
+    cannot lead outside. Raises OutsideRoot, FileTooLarge (with the size) or OSError."""
+    base = os.path.realpath(root)
+    if resolve_under(base, relpath) is None:
+        raise OutsideRoot(relpath)
+    fd = os.open(os.path.join(base, relpath), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))  # a FIFO must not hang
+    try:
+        real = _opened_path(fd)
+        if real is None:  # no way to name the descriptor: its inode must be the checked path's
+            checked = resolve_under(base, relpath)
+            same = checked is not None and os.path.samestat(os.fstat(fd), os.stat(checked))
+        else:
+            same = real != base and os.path.commonpath([base, real]) == base
+        if not same:
+            raise OutsideRoot(relpath)
+        info = os.fstat(fd)
+        if not stat_.S_ISREG(info.st_mode):
+            raise OSError(f"{relpath} is not a regular file")
+        if info.st_size > max_bytes:
+            raise FileTooLarge(info.st_size)
+        with os.fdopen(fd, "rb", closefd=False) as f:
+            return f.read(max_bytes + 1)[: max_bytes + 1]
+    finally:
+        os.close(fd)
+
+
+class FileTooLarge(Exception):
+    """A local file above the byte cap; ``args[0]`` is its size."""

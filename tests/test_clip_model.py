@@ -130,6 +130,27 @@ def test_resume_refuses_other_options(tmp_path):
         train_bootstrap(tmp_path, (samples, labels), TINY, quiet(epochs=1, batch_size=6, lr=5e-4))
 
 
+class _RunsCode:
+    """What a tampered checkpoint holds: unpickling it would call os.system."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_tampered_checkpoint_is_refused_without_running_code(tmp_path):
+    samples, labels = tiny_samples(per_label=2)
+    train_bootstrap(tmp_path, (samples, labels), TINY, quiet(epochs=1, batch_size=6))
+    marker = tmp_path / "code-ran"
+    torch.save({**store.load_checkpoint(tmp_path), "extra": _RunsCode(marker)}, tmp_path / store.CHECKPOINT)
+    with pytest.raises(ValueError, match="not a training checkpoint we wrote"):
+        train_bootstrap(tmp_path, (samples, labels), TINY, quiet(epochs=1, batch_size=6))
+    assert not marker.exists()
+
+
 def test_contrastive_loss_counts_same_group_as_positive():
     torch.manual_seed(0)
     img = torch.nn.functional.normalize(torch.randn(4, 8), dim=1)

@@ -158,3 +158,44 @@ def test_errors_are_one_line_usage_errors(tmp_path):
     assert "neither" in error(tmp_path / "seed.txt")
     (tmp_path / "broken.parquet").write_bytes(b"not parquet")
     assert "cannot read" in error(tmp_path / "broken.parquet")
+
+
+def test_a_folder_swapped_for_a_symlink_while_reading_never_leads_outside(tmp_path):
+    """Another process swaps a folder inside the root for a symlink to a folder outside and back, as fast
+    as it can. Checking the path and then opening it leaks the outside file (thousands of times in 10,000
+    reads); checking the opened file never does: the reader gets the inside bytes or a local_file_error."""
+    import subprocess
+    import sys
+    import time
+
+    from clipcurate.pipeline.stages.download import read_local
+
+    root, outside = tmp_path / "seed", tmp_path / "outside"
+    (root / "cat").mkdir(parents=True)
+    outside.mkdir()
+    (root / "cat" / "x.jpg").write_bytes(b"inside")
+    (outside / "x.jpg").write_bytes(b"secret")
+    swapper = subprocess.Popen([sys.executable, "-c", (
+        "import os\n"
+        f"os.chdir({str(root)!r})\n"
+        "while True:\n"
+        f"    os.rename('cat', '.real'); os.symlink({str(outside)!r}, 'cat'); os.unlink('cat'); os.rename('.real', 'cat')\n")])
+    try:
+        time.sleep(0.2)
+        seen = [read_local(str(root / "cat" / "x.jpg"), str(root), 1000) for _ in range(10_000)]
+    finally:
+        swapper.kill()
+        swapper.wait()
+    assert all(data in (None, b"inside") for data, _ in seen)
+    assert all(drop.reason == "local_file_error" for data, drop in seen if data is None)
+    assert any(data == b"inside" for data, _ in seen) and any(data is None for data, _ in seen)
+
+
+def test_a_fifo_in_the_folder_is_refused_without_hanging(tmp_path):
+    from clipcurate.pipeline.stages.download import read_local
+
+    root = tmp_path / "seed"
+    root.mkdir()
+    os.mkfifo(root / "pipe.jpg")
+    data, drop = read_local(str(root / "pipe.jpg"), str(root), 1000)
+    assert data is None and drop.reason == "local_file_error" and "not a regular file" in drop.message

@@ -5,6 +5,7 @@ Every file is written to a temporary name and renamed into place.
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Optional
 
@@ -67,7 +68,11 @@ def load_checkpoint(model_dir) -> Optional[dict]:
     path = Path(model_dir) / CHECKPOINT
     if not path.is_file():
         return None
-    return torch.load(path, map_location="cpu", weights_only=False)
+    try:  # weights_only: tensors, numbers, strings and containers; a pickled object that would run code is refused
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise ValueError(f"{path} is not a training checkpoint we wrote (it holds objects other than tensors "
+                         f"and plain values: {str(err).splitlines()[0][:200]}); remove it or use --no-resume") from None
 
 
 def append_log(model_dir, record: dict) -> None:

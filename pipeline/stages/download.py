@@ -10,7 +10,6 @@ read their image from a local file inside the folder given on the command line.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from apache_beam.metrics import Metrics
 from clipcurate.filters.base import Drop, reject_row
 from clipcurate.pipeline.net import failures
 from clipcurate.pipeline.net.fetch import FetchConfig, Fetcher
-from clipcurate.pipeline.files import resolve_local
+from clipcurate.pipeline.files import FileTooLarge, OutsideRoot, read_under
 from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
 from clipcurate.pipeline.stages.base import REJECTS, RangeParts, Timer, internal_error
 from clipcurate.pipeline.stages.download_units import fetch_key, load_unit, result_from, sample_row, save_unit, unit_path
@@ -46,20 +45,20 @@ def is_transient(result: dict) -> bool:
 
 
 def read_local(path: str, root: str | None, max_bytes: int) -> tuple[bytes | None, Drop | None]:
-    """A labelled image's bytes, only from inside ``root``."""
+    """A labelled image's bytes, only from inside ``root`` (checked on the opened file)."""
     if root is None:
         return None, Drop("local_file_error", "local files are read only with --labelled")
-    real = resolve_local(root, path)
-    if real is None:
-        return None, Drop("local_file_error", f"{path} lies outside {root}")
     try:
-        size = os.path.getsize(real)
-        if size > max_bytes:
-            return None, Drop("too_large", f"{size} bytes > {max_bytes}")
-        with open(real, "rb") as f:
-            return f.read(), None
+        data = read_under(root, path, max_bytes)
+    except OutsideRoot:
+        return None, Drop("local_file_error", f"{path} lies outside {root}")
+    except FileTooLarge as err:
+        return None, Drop("too_large", f"{err.args[0]} bytes > {max_bytes}")
     except OSError as err:
         return None, Drop("local_file_error", f"{type(err).__name__}: {err}")
+    if len(data) > max_bytes:  # grew while being read
+        return None, Drop("too_large", f"more than {max_bytes} bytes")
+    return data, None
 
 
 class ImageFetcher:
