@@ -30,6 +30,7 @@ from clipcurate.pipeline.stages.language import IdentifyLanguage
 from clipcurate.pipeline.stages.dedup.near import NearDedup, NearDedupConfig
 from clipcurate.pipeline.stages.normalize import Normalize
 from clipcurate.pipeline.stages.prompts import MakePrompts
+from clipcurate.pipeline.sinks.input_count import WriteInputCount, read_input_count
 from clipcurate.pipeline.sinks.pairs import WritePairs
 from clipcurate.pipeline.sinks.rejects import WriteRejects
 from clipcurate.pipeline.sinks.selection import WriteSelection
@@ -88,6 +89,9 @@ def build(p: beam.Pipeline, config: RunConfig):
 
         sources.append(p | "Labelled" >> ReadLabelled(config.labelled))
     raw = sources[0] if len(sources) == 1 else tuple(sources) | "Sources" >> beam.Flatten()
+    # the input count for stats.json, from the sources themselves (not from metrics, not from the outputs)
+    _ = (tuple(sources + rejects) | "InputElements" >> beam.Flatten()
+         | "CountInput" >> WriteInputCount(config.write.output_dir))
 
     stages = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
     if config.blocklist.url_files:
@@ -133,17 +137,6 @@ def build(p: beam.Pipeline, config: RunConfig):
     return sizes, counts
 
 
-def input_rows_metric(result) -> int | None:
-    from apache_beam.metrics.metric import MetricsFilter
-
-    try:
-        found = result.metrics().query(MetricsFilter().with_namespace("clipcurate").with_name("input_rows"))
-        counters = found.get("counters", [])
-        return int(sum(c.committed or 0 for c in counters)) if counters else 0
-    except (NotImplementedError, AttributeError, KeyError):
-        return None
-
-
 def stage_times(result) -> dict:
     from apache_beam.metrics.metric import MetricsFilter
 
@@ -167,5 +160,4 @@ def run(config: RunConfig, options: PipelineOptions) -> dict:
     build(p, config)
     result = p.run()
     result.wait_until_finish()
-    input_rows = input_rows_metric(result)
-    return {"input_rows": input_rows, "total_s": round(time.time() - start, 3), "stages": stage_times(result)}
+    return {"input_rows": read_input_count(config.write.output_dir), "total_s": round(time.time() - start, 3), "stages": stage_times(result)}

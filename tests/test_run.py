@@ -177,3 +177,29 @@ def test_private_network_refused_without_flag(web, tmp_path):
     rejects = _rejects(out)
     assert [r["reason"] for r in rejects] == ["private_address"]
     assert web.hit_count("/private-check.jpg") == 0
+
+
+def test_report_of_the_run_shows_the_counts_of_stats_json_in_chromium(mixed_run, tmp_path):
+    """The page a user opens after a real run, rendered by a real browser: its cards and its reasons
+    table say what stats.json says."""
+    import re
+    import shutil
+    import subprocess
+
+    _, out = mixed_run
+    binary = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    if binary is None:
+        pytest.skip("no chromium binary on PATH (Debian: apt-get install -y chromium)")
+    dom = subprocess.run([binary, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={tmp_path / 'p'}",
+                          "--dump-dom", "file://" + os.path.abspath(out / "report.html")],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    stats = json.load(open(out / "stats.json"))
+    cards = dict((label, int(num.replace(",", ""))) for num, label in re.findall(
+        r'<div class="num">([\d,]+)</div><div class="muted">([a-z ]+)</div>', dom.stdout))
+    assert cards == {"input rows": stats["input_rows"], "kept": stats["kept"], "rejected": stats["rejected"]}
+    assert f"Counts add up: {stats['kept']:,} kept + {stats['rejected']:,} rejected" in dom.stdout
+    table = {(s, r): int(n.replace(",", "")) for s, r, n in re.findall(
+        r"<tr><td>([^<]+)</td><td>([^<]+)</td><td class=\"n\">([\d,]+)</td></tr>", dom.stdout)}
+    assert table == {(entry["stage"], reason): n for entry in stats["stages"] for reason, n in entry["reasons"].items()}
+    assert len(table) >= 5

@@ -50,14 +50,12 @@ def build_stats(out: str, run_info: dict, options: dict, selection: dict | None 
     counts = reject_counts(out)
     kept = kept_count(out)
     rejected = sum(sum(r.values()) for r in counts.values())
-    input_rows = run_info.get("input_rows")
-    if input_rows is None:
-        input_rows = kept + rejected
+    input_rows = run_info.get("input_rows")  # counted by the pipeline from its sources; None: unknown
     stages = [{"stage": s, "rejected": sum(counts[s].values()), "reasons": dict(sorted(counts[s].items()))}
               for s in FUNNEL if s in counts]
     stages += [{"stage": s, "rejected": sum(r.values()), "reasons": dict(sorted(r.items()))}
                for s, r in sorted(counts.items()) if s not in FUNNEL]
-    funnel, remaining = [], input_rows
+    funnel, remaining = [], input_rows if input_rows is not None else kept + rejected
     for entry in stages:
         funnel.append({"stage": entry["stage"], "rows_in": remaining, "rows_out": remaining - entry["rejected"]})
         remaining -= entry["rejected"]
@@ -65,7 +63,7 @@ def build_stats(out: str, run_info: dict, options: dict, selection: dict | None 
         "input_rows": input_rows,
         "kept": kept,
         "rejected": rejected,
-        "accounted_for": kept + rejected == input_rows,
+        "accounted_for": None if input_rows is None else kept + rejected == input_rows,
         "stages": stages,
         "funnel": funnel,
         "timings": {"total_s": run_info.get("total_s"), "stages": run_info.get("stages", {})},

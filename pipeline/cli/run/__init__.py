@@ -28,7 +28,8 @@ class RunFailed(Exception):
 
 def summary(stats: dict, out: str) -> str:
     lines = [f"clipcurate run: {stats['input_rows']} input rows -> {stats['kept']} kept, {stats['rejected']} rejected"
-             + ("" if stats["accounted_for"] else "  (WARNING: counts do not add up)")]
+             + {True: "", False: "  (WARNING: counts do not add up)",
+                None: "  (input count unknown)"}[stats["accounted_for"]]]
     for entry in stats["stages"]:
         reasons = ", ".join(f"{r} {n}" for r, n in entry["reasons"].items())
         lines.append(f"  {entry['stage']:<12} -{entry['rejected']:<6} {reasons}")
