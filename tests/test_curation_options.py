@@ -111,3 +111,24 @@ def test_two_direct_runner_workers_write_the_same_bytes_as_one(shapes_web, tmp_p
     assert _digest(one) and _digest(one) == _digest(two)
     counts = [json.load(open(o / "stats.json")) for o in (one, two)]
     assert [(c["input_rows"], c["kept"], c["rejected"]) for c in counts] == [(16, 16, 0)] * 2
+
+
+@pytest.mark.parametrize("fmt, pil_format", [("png", "PNG"), ("webp", "WEBP")])
+def test_encode_format_names_the_tar_member_and_webdataset_decodes_it(shapes_web, tmp_path, fmt, pil_format):
+    import io
+    import tarfile
+
+    import webdataset as wds
+    from PIL import Image
+
+    src, _ = shapes_web
+    out = tmp_path / "out"
+    assert cli_main(["run", "--input", src, "--output", str(out), *BASE, "--encode-format", fmt]) == 0
+    tars = sorted(glob.glob(str(out / "shards" / "*.tar")))
+    with tarfile.open(tars[0]) as tar:
+        members = tar.getnames()
+        first = tar.extractfile(next(n for n in members if n.endswith(f".{fmt}"))).read()
+    assert not any(n.endswith(".jpg") for n in members)
+    assert Image.open(io.BytesIO(first)).format == pil_format
+    samples = list(wds.WebDataset(tars, shardshuffle=False).decode("pil"))
+    assert len(samples) == 16 and all(s[fmt].size == (64, 64) for s in samples)

@@ -31,6 +31,7 @@ class WriteConfig:
     extra_fields: tuple = ()  # user columns: tuple of pyarrow fields
     row_group_rows: int = 100_000
     reject_rows_per_file: int = 200_000  # a stage's rejects are cut into files of about this many rows
+    image_ext: str = "jpg"  # the image member's extension: the encode format (jpg, png, webp)
 
 
 def shards_dir(out: str) -> str:
@@ -74,7 +75,7 @@ def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) 
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for s in samples:
             meta = json.dumps(sample_metadata(s, names), ensure_ascii=False, sort_keys=True, default=_json_value)
-            _tar_member(tar, f"{s['key']}.jpg", s["image"])
+            _tar_member(tar, f"{s['key']}.{config.image_ext}", s["image"])
             _tar_member(tar, f"{s['key']}.txt", s["caption"].encode("utf-8"))
             _tar_member(tar, f"{s['key']}.json", meta.encode("utf-8"))
     atomic_write(base + ".tar", buf.getvalue())

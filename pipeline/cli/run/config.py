@@ -16,6 +16,9 @@ NEXT = "_next"  # a run writes its outputs under OUT/_next and publishes them in
 BEAM_DASK_RUNNER = "apache_beam.runners.dask.dask_runner.DaskRunner"
 DASK_RUNNER = "clipcurate.pipeline.dask_runner.DaskRunner"  # Beam's, mended (see that module)
 
+# the encoder setting per --encode-format: JPEG/WebP quality, PNG zlib level (lossless: only size and speed)
+ENCODE_QUALITY = {"jpg": 95, "webp": 95, "png": 6}
+
 
 def staging_dir(out: str) -> str:
     return fs.join(out, NEXT)
@@ -178,7 +181,8 @@ def make_config(args):
                         respect_robots_txt=args.respect_robots_txt,
                         **({"user_agent": args.user_agent} if args.user_agent else {}))
     image = ImageConfig(image_size=args.image_size, resize_mode=args.resize_mode,
-                        min_image_size=args.min_image_size, max_image_pixels=args.max_image_pixels)
+                        min_image_size=args.min_image_size, max_image_pixels=args.max_image_pixels,
+                        encode_format=args.encode_format, encode_quality=ENCODE_QUALITY[args.encode_format])
     download = DownloadConfig(fetch=fetch, image=image, threads=args.threads,
                               max_in_flight=max(8, 4 * args.threads),
                               local_root=labelled_root(args.labelled) if args.labelled else None)
@@ -186,7 +190,8 @@ def make_config(args):
     download = dataclasses.replace(download, work_dir=work_dir, retry_failed=bool(args.retry_failed),
                                    unit_rows=args.work_unit_rows)
     return RunConfig(
-        write=WriteConfig(output_dir=staging_dir(args.output), samples_per_shard=args.samples_per_shard, extra_fields=tuple(extra)),
+        write=WriteConfig(output_dir=staging_dir(args.output), samples_per_shard=args.samples_per_shard,
+                          extra_fields=tuple(extra), image_ext=args.encode_format),
         ingest=ingest, input_schema=input_schema, labelled=labelled, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
         language=LanguageConfig(languages=languages), prompts=prompt, download=download,

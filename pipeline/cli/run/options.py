@@ -39,6 +39,8 @@ def add_arguments(parser):
     dl = parser.add_argument_group("download")
     dl.add_argument("--image-size", type=int, default=256)
     dl.add_argument("--resize-mode", choices=RESIZE_MODES, default="border")
+    dl.add_argument("--encode-format", choices=("jpg", "png", "webp"), default="jpg",
+                    help="how resized images are stored (the tar member is KEY.jpg, KEY.png or KEY.webp)")
     dl.add_argument("--min-image-size", type=int, default=32, help="minimum shorter side of the original image, pixels")
     dl.add_argument("--max-image-pixels", type=int, default=80_000_000, help="declared pixel count above which an image is a decompression bomb")
     dl.add_argument("--timeout", type=float, default=10.0, help="total deadline per request, seconds")

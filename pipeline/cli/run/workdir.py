@@ -71,7 +71,7 @@ def publish(out: str) -> None:
 WORK_OPTIONS = "_work/options.json"
 # the options that change what a download gives (or how rows are cut into work units); any other
 # option (selection, dedup, filters, languages, the runner) reruns from the saved downloads
-DOWNLOAD_OPTIONS = ("image_size", "resize_mode", "min_image_size", "max_image_pixels", "timeout", "retries",
+DOWNLOAD_OPTIONS = ("image_size", "resize_mode", "encode_format", "min_image_size", "max_image_pixels", "timeout", "retries",
                     "max_bytes", "allow_private_network", "user_agent", "respect_robots_txt", "work_unit_rows",
                     "labelled")
 
