@@ -84,3 +84,17 @@ def test_the_probe_comes_from_the_model_folder_and_is_needed_for_textness_option
 
     kept = pq.read_table(sorted(glob.glob(str(tmp_path / "o2" / "shards" / "*.parquet")))).to_pylist()
     assert kept and all(r["textness"] is not None and r["textness"] <= 0.99 for r in kept)
+
+
+def test_a_report_that_cannot_be_imported_is_said_on_stderr_not_skipped_silently(mixed_input, tmp_path, capsys,
+                                                                                  monkeypatch):
+    """The shards and stats are still written; the missing report.html is a note, not a silence."""
+    import sys
+
+    _, src = mixed_input
+    out = tmp_path / "out"
+    monkeypatch.setitem(sys.modules, "clipcurate.pipeline.inspect.report", None)  # import now raises ImportError
+    assert cli_main(["run", "--input", src, "--output", str(out), *MIXED_ARGS]) == 0
+    err = capsys.readouterr().err
+    assert "report.html not written" in err and "Traceback" not in err
+    assert (out / "stats.json").exists() and not (out / "report.html").exists()
