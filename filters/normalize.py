@@ -11,6 +11,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from clipcurate.filters.base import Drop
 
 _SPACE = re.compile(r"\s+")
+_CC = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # exactly Unicode category Cc
+_REMOVED = ("Cc", "Cf", "Zl", "Zp", "Cs", "Co")  # categories replaced by a space in captions
 _TAGS = re.compile(r"</?[A-Za-z][A-Za-z0-9]*(?:\s[^<>]{0,200})?/?>")
 
 
@@ -25,14 +27,19 @@ def clean_caption(text) -> str:
     if text is None:
         return ""
     text = str(text)
-    for _ in range(2):  # doubly escaped alt-text (&amp;amp;) is common on the web
-        unescaped = html.unescape(text)
-        if unescaped == text:
-            break
-        text = unescaped
-    text = _TAGS.sub(" ", text)
-    text = "".join(" " if unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp", "Cs", "Co") else ch for ch in text)
-    text = unicodedata.normalize("NFC", text)
+    if "&" in text:
+        for _ in range(2):  # doubly escaped alt-text (&amp;amp;) is common on the web
+            unescaped = html.unescape(text)
+            if unescaped == text:
+                break
+            text = unescaped
+    if "<" in text:
+        text = _TAGS.sub(" ", text)
+    if text.isascii():  # the common case: of the removed categories only Cc is ASCII, and NFC changes nothing
+        text = _CC.sub(" ", text)
+    else:
+        text = "".join(" " if unicodedata.category(ch) in _REMOVED else ch for ch in text)
+        text = unicodedata.normalize("NFC", text)
     return _SPACE.sub(" ", text).strip()
 
 
@@ -41,7 +48,7 @@ def normalize_url(url) -> tuple[str | None, Drop | None]:
     if url is None or not str(url).strip():
         return None, Drop("missing_url")
     raw = str(url).strip()
-    if any(unicodedata.category(ch) == "Cc" for ch in raw):
+    if _CC.search(raw):
         return None, Drop("malformed_url", "control characters in URL")
     try:
         parts = urlsplit(raw)
