@@ -1,14 +1,18 @@
 """Write the kept samples: WebDataset tar shards with a Parquet file each (+ embeddings), sizes.json.
 
 Shard contents are deterministic and independent of the runner's bundling:
-samples are range-partitioned by key into buckets, each bucket sorted, and a
-sample's global rank (its position in key order) decides its shard, so every
-shard but the last holds exactly ``samples_per_shard`` samples. Every file is
+a sample's global rank (its position in key order) decides its shard, so every
+shard but the last holds exactly ``samples_per_shard`` samples. The ranks come
+from the keys alone (range-partitioned into buckets, each bucket sorted): the
+first key of each shard is collected (one key per shard, a small side input)
+and each sample finds its shard by bisecting those. So the image bytes are
+shuffled once, grouped by shard, and never by bucket. Every file is
 written under a temporary name and renamed into place, so a killed run never
 leaves a half shard that looks whole.
 """
 from __future__ import annotations
 
+import bisect
 import io
 import json
 import tarfile
@@ -82,15 +86,24 @@ def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) 
     return f"{shard:05d}.tar", len(samples)
 
 
-class _AssignShards(beam.DoFn):
+class _ShardStarts(beam.DoFn):
+    """(bucket, keys) -> the keys whose global rank starts a shard (rank % samples_per_shard == 0)."""
+
     def __init__(self, samples_per_shard: int):
         self.n = samples_per_shard
+        self._offsets = None
 
     def process(self, item, bucket_counts):
-        bucket, samples = item
-        offset = sum(c for b, c in bucket_counts.items() if b < bucket)
-        for i, s in enumerate(sorted(samples, key=lambda s: s["key"])):
-            yield (offset + i) // self.n, s
+        if self._offsets is None:  # the buckets before each bucket, summed once per worker
+            self._offsets, total = {}, 0
+            for b in sorted(bucket_counts):
+                self._offsets[b] = total
+                total += bucket_counts[b]
+        bucket, keys = item
+        offset = self._offsets[bucket]
+        for i, key in enumerate(sorted(keys)):
+            if (offset + i) % self.n == 0:
+                yield key
 
 
 class _WriteShard(beam.DoFn):
@@ -122,13 +135,20 @@ class WriteShards(beam.PTransform):
 
     def expand(self, samples):
         n = self.config.samples_per_shard
-        keyed = samples | "Bucket" >> RangeParts(n)
-        counts = (keyed | "BucketIds" >> beam.Map(lambda kv: kv[0])
+        keys = samples | "Keys" >> beam.Map(lambda s: s["key"])
+        buckets = keys | "Bucket" >> beam.Map(lambda k: {"key": k}) | "Parts" >> RangeParts(n)
+        counts = (buckets | "BucketIds" >> beam.Map(lambda kv: kv[0])
                   | "BucketCounts" >> beam.combiners.Count.PerElement())
+        starts = (buckets
+                  | "KeyOnly" >> beam.MapTuple(lambda b, r: (b, r["key"]))
+                  | "GroupBucket" >> beam.GroupByKey()
+                  | "ShardStarts" >> beam.ParDo(_ShardStarts(n), beam.pvalue.AsDict(counts))
+                  | "AllStarts" >> beam.combiners.ToList()  # one key per shard
+                  | "Sorted" >> beam.Map(sorted))
         sizes = (
-            keyed
-            | "GroupBucket" >> beam.GroupByKey()
-            | "Rank" >> beam.ParDo(_AssignShards(n), beam.pvalue.AsDict(counts))
+            samples
+            | "Shard" >> beam.Map(lambda s, first: (bisect.bisect_right(first, s["key"]) - 1, s),
+                                  beam.pvalue.AsSingleton(starts))
             | "GroupShard" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WriteShard(self.config))
         )
