@@ -82,3 +82,41 @@ def test_kmeans_is_deterministic_and_separates_clear_clusters():
 def test_threshold_is_checked():
     with pytest.raises(ValueError):
         SemanticDedupConfig(threshold=1.5)
+
+
+def test_large_clusters_are_split_and_planted_copies_still_found():
+    """With few clusters and a small group bound, clusters are split by hyperplanes: the decisions
+    stay those of the unsplit run, and no group is much larger than the bound."""
+    from clipcurate.pipeline.stages.dedup.semantic import group_of, hyperplanes, kmeans, split_bits
+
+    rows = make_rows(n_distinct=400, n_planted=40, seed=3)
+    kept, dropped = expected(n_distinct=400, n_planted=40)
+    config = SemanticDedupConfig(threshold=0.95, cluster_size=1000, max_clusters=2, max_group=40)
+    with TestPipeline() as p:
+        out, rejects = p | beam.Create(rows) | SemanticDedup(config)
+        assert_that(out | "K" >> beam.Map(lambda r: r["key"]), equal_to(kept), label="Kept")
+        assert_that(rejects | "R" >> beam.Map(lambda r: r["key"]), equal_to(dropped), label="Rejects")
+    # the groups those rows fall in: about max_group each
+    x = np.stack([r["image_embedding"] for r in rows])
+    centroids = kmeans(x, 1, 0, 10)
+    planes = hyperplanes(DIM, 0)
+    assert split_bits(len(rows), 40) == 4
+    groups = {}
+    for e in x:
+        g = group_of(e, centroids, {0: len(rows)}, config, planes)
+        groups[g] = groups.get(g, 0) + 1
+    assert len(groups) >= 12 and max(groups.values()) <= 3 * 40
+
+
+def test_a_hot_group_is_compared_in_chunks_with_the_documented_effect():
+    """2,000 copies of one embedding with max_group 100: every chunk of 100 keeps its best row, so 20
+    rows stay (duplicates kept, never a distinct row dropped) and no comparison spans more than 100 rows."""
+    from clipcurate.pipeline.stages.dedup.semantic import semantic_decisions
+
+    e = unit(np.ones(DIM))
+    summaries = [(f"r{i:04d}", e, (i,), f"row {i}") for i in range(2000)]
+    dropped = {row for row, _ in semantic_decisions(summaries, 0.95, max_group=100)}
+    assert len(dropped) == 2000 - 20
+    assert {f"r{i:04d}" for i in range(0, 2000, 100)}.isdisjoint(dropped)
+    small = [(f"s{i}", e, (i,), f"row {i}") for i in range(150)]  # under twice the bound: one comparison
+    assert len({row for row, _ in semantic_decisions(small, 0.95, max_group=100)}) == 149
