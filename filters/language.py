@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 
 from clipcurate.filters.base import Drop
+from clipcurate.filters.lexicon import MIN_FREQUENCY, Lexicon, load_lexicon
 
 UNDETERMINED = "und"
 
@@ -75,7 +76,15 @@ _FILE_RE = re.compile(
 _DOMAIN_RE = re.compile(
     r"\b[\w-]+(?:\.[\w-]+)*\.(?:com|net|org|info|biz|io|co|de|fr|uk|ru|jp|cn|it|es|nl|"
     r"pt|br|pl|eu|us|ca|au|ch|at|be)\b(?:/\S*)?", re.IGNORECASE)
-_DIGIT_RE = re.compile(r"[0-9_]")
+_DIGIT_RE = re.compile(r"[0-9]")
+_COPY_SUFFIX_RE = re.compile(r"\s*\(\d+\)(?=\.\w{2,5}$)")  # "image (3).png": a file name as saved twice
+# Units after a number ("250 ml", "2.4 GHz", "100 x 200 cm", "45 km/h") are no language.
+UNITS = frozenset("""
+    mm cm dm m km in ft yd mi ml cl dl l oz lb lbs g kg mg t mah ah wh kwh w kw mw v a hz khz mhz ghz
+    b kb mb gb tb pb kib mib gib tib bit bps kbps mbps px dpi ppi fps mp mph kph kmh rpm psi bar pa kpa
+    °c °f c f k pcs pc pk qt gal cal kcal db ms s sec min h hr hrs x ×
+""".split())
+_UNIT_SPLIT_RE = re.compile(r"[/·.]")
 
 DEFAULT_CACHE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "langdetect_ngrams.npz")
 
@@ -99,6 +108,13 @@ class LanguageConfig:
     prior_weight: float = 1.0
     smoothing: float = 5e-5
     temperature: float = 5.0
+    lexicon_weight: float = 2.0
+    unknown_penalty: float = 3.0
+    compound_penalty: Optional[float] = 1.0
+    max_frequency: float = 1e-4
+    drop_confidence: float = 0.98
+    page_prior: float = 0.0
+    url_prior: float = 0.0
 
     def __post_init__(self):
         if self.languages is not None:
@@ -108,6 +124,12 @@ class LanguageConfig:
             raise ValueError("min_letters must be at least 1")
         if self.prior_weight < 0 or self.smoothing <= 0 or self.temperature <= 0:
             raise ValueError("prior_weight must be >= 0, smoothing and temperature > 0")
+        if not 0.0 < self.drop_confidence <= 1.0:
+            raise ValueError("drop_confidence must be in (0, 1]")
+        if self.page_prior < 0 or self.url_prior < 0:
+            raise ValueError("page_prior and url_prior must be >= 0")
+        if self.lexicon_weight < 0 or self.unknown_penalty < 0:
+            raise ValueError("lexicon_weight and unknown_penalty must be >= 0")
 
 
 def langdetect_profile_dir() -> str:
@@ -218,30 +240,87 @@ class _CharTable(dict):
         from langdetect.utils.ngram import NGram
 
         ch = chr(cp)
-        kind = unicodedata.category(ch)[0]
-        keep = kind == "M" or (kind == "L" and char_script(ch) != 0)
-        out = NGram.normalize(ch) if keep else " "
+        out = NGram.normalize(ch) if _is_letter(ch) else " "
         self[cp] = out
         return out
 
 
+class _LetterTable(dict):
+    """str.translate table built on demand: letters and marks kept as they are, the rest -> space."""
+
+    def __missing__(self, cp: int) -> str:
+        ch = chr(cp)
+        out = ch if _is_letter(ch) else " "
+        self[cp] = out
+        return out
+
+
+def _is_letter(ch: str) -> bool:
+    kind = unicodedata.category(ch)[0]
+    return kind == "M" or (kind == "L" and char_script(ch) != 0)
+
+
 def strip_non_language(text: str) -> str:
-    """The caption without URLs, e-mail addresses, file names and tokens with digits."""
+    """The caption without URLs, e-mail addresses, file names, tokens with digits and the units after
+    a number."""
     if not text.isascii():  # NFKC: composed accents, fullwidth letters and kana folded
         text = unicodedata.normalize("NFKC", text)
     if "." in text or "/" in text or "@" in text:
+        text = _COPY_SUFFIX_RE.sub("", text)
         for pattern in (_URL_RE, _EMAIL_RE, _FILE_RE, _DOMAIN_RE):
             text = pattern.sub(" ", text)
-    tokens = [t for t in text.split() if not (_DIGIT_RE.search(t) and max(t) < "\u2e80")]
+    tokens, after_number = [], False
+    for token in text.split():
+        if _DIGIT_RE.search(token) and max(token) < "\u2e80":
+            after_number = True
+        elif after_number and _is_unit(token):
+            continue  # after_number stays: "6 ft 2 in", "100 x 200 cm"
+        else:
+            after_number = False
+            tokens.append(token)
     return " ".join(tokens)
 
 
-class _WordCache:
-    """Per distinct word: script, letter evidence and summed log likelihood per language."""
+def _is_unit(token: str) -> bool:
+    parts = [p for p in _UNIT_SPLIT_RE.split(token.lower().strip(",;:()[]")) if p]
+    return bool(parts) and all(p in UNITS for p in parts)
 
-    def __init__(self, model: NgramModel, capacity: int):
+
+# Keyboard rows (QWERTY, QWERTZ, AZERTY): a word that walks along one is a mash, not a word.
+_ROWS = ("qwertyuiop", "asdfghjkl", "zxcvbnm", "qwertzuiop", "yxcvbnm", "azertyuiop", "qsdfghjklm", "wxcvbn")
+_ADJACENT = frozenset(row[i:i + 2] for row in _ROWS for i in range(len(row) - 1)) | \
+    frozenset(row[i + 1] + row[i] for row in _ROWS for i in range(len(row) - 1))
+_VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœąęėįųūīēāěůőű")
+
+
+def is_mash(word: str) -> bool:
+    """A lower-case Latin word that is typed, not written: a keyboard-row walk ("asdfgh", "poiuyt"),
+    a short unit repeated ("jkljkl", "aaaaaa", "hahaha"; "murmur" and "couscous" stay words), or five
+    letters or more without a vowel ("sdfsdf", "zxcvbnm")."""
+    n = len(word)
+    if n < 5 or not word.isascii():
+        return False
+    if sum(word[i:i + 2] in _ADJACENT for i in range(n - 1)) >= 0.8 * (n - 1):
+        return True
+    if not any(ch in _VOWELS for ch in word):
+        return True
+    for unit in range(1, 5):
+        repeats = n // unit
+        if repeats >= 2 and n >= 6 and word == (word[:unit] * (repeats + 1))[:n]:
+            return repeats >= 3 or not any(ch in _VOWELS for ch in word[:unit])
+    return False
+
+
+class _WordCache:
+    """Per distinct word: script, letter evidence and its evidence per language -- the summed n-gram
+    log likelihood over the temperature, plus the lexicon's log frequency times its weight."""
+
+    def __init__(self, model: NgramModel, capacity: int, lexicon: Lexicon, config: "LanguageConfig"):
         self.model = model
         self.capacity = capacity
+        self.lexicon = lexicon
+        self.config = config
+        self._chars = _CharTable()
         self._clear()
 
     def _clear(self, size: int = 1024):
@@ -272,16 +351,40 @@ class _WordCache:
         grams_per_word = []
         for offset, word in enumerate(self._pending):
             self.script[first + offset], self.letters[first + offset] = _word_script(word)
-            padded = f" {word} "
+            padded = f" {word.translate(self._chars)} "
             grams_per_word.append([vocab[g] for n in (1, 2, 3) for i in range(len(padded) - n + 1)
                                    if (g := padded[i:i + n]) in vocab])
         counts = np.array([len(g) for g in grams_per_word])
         flat = np.fromiter((g for grams in grams_per_word for g in grams), dtype=np.int64)
-        rows = first + np.flatnonzero(counts)
+        new = np.zeros((len(self._pending), len(self.model.langs)), dtype=np.float32)
         if flat.size:
             starts = (np.cumsum(counts) - counts)[counts > 0]
-            self.vec[rows] = np.add.reduceat(self.model.log_prob[flat], starts, axis=0)
+            new[np.flatnonzero(counts)] = np.add.reduceat(self.model.log_prob[flat], starts, axis=0)
+        config = self.config
+        new /= config.temperature
+        if config.lexicon_weight > 0:
+            new += config.lexicon_weight * self._lexicon_evidence(self._pending)
+        self.vec[first:first + len(self._pending)] = new
         self._pending = []
+
+    def _lexicon_evidence(self, words: list[str]) -> np.ndarray:
+        """(words, profiles): log frequency in each language's word list; a word not in a list is rarer
+        than its cut-off (MIN_FREQUENCY): it scores the cut-off less ``unknown_penalty``, or less only
+        ``compound_penalty`` when two words of that list make it up ("laptop|tasche", "clip|art")."""
+        config = self.config
+        folded = [w.casefold() for w in words]
+        logf = self.lexicon.log_freq(folded)
+        cut = math.log(MIN_FREQUENCY)
+        out = np.clip(logf, np.float32(cut - config.unknown_penalty), np.float32(math.log(config.max_frequency)))
+        splits = [(i, k) for i, w in enumerate(folded) if len(w) >= 2 * _MIN_PART
+                  for k in range(_MIN_PART, len(w) - _MIN_PART + 1)]
+        if splits and config.compound_penalty is not None:
+            parts = self.lexicon.log_freq([folded[i][:k] for i, k in splits] + [folded[i][k:] for i, k in splits])
+            both = np.isfinite(parts[:len(splits)]) & np.isfinite(parts[len(splits):])
+            compound = np.zeros(logf.shape, dtype=bool)
+            np.logical_or.at(compound, np.array([i for i, _ in splits]), both)
+            out = np.where(compound, np.maximum(out, np.float32(cut - config.compound_penalty)), out)
+        return out
 
     def _grow(self, size: int):
         for name in ("script", "letters", "vec"):
@@ -289,6 +392,9 @@ class _WordCache:
             new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
             new[: len(old)] = old
             setattr(self, name, new)
+
+
+_MIN_PART = 3  # letters in each part of a compound
 
 
 def _word_script(word: str) -> tuple[int, float]:
@@ -307,48 +413,102 @@ def _word_script(word: str) -> tuple[int, float]:
     return script, float(counts[script])
 
 
+class Guesses:
+    """``LanguageIdentifier.guess_batch``'s answers: the best language and score per text, and the whole
+    posterior over the profiles (a row sums to 1; a row of zeros where the text has no language)."""
+
+    __slots__ = ("codes", "langs", "scores", "posterior", "valid")
+
+    def __init__(self, codes: list[str], langs: list[str], scores: list[float], posterior: np.ndarray,
+                 valid: np.ndarray):
+        self.codes = codes          # output code of each profile column ("zh-cn" -> "zh")
+        self.langs = langs          # per text: ISO code or ``und``
+        self.scores = scores        # per text: the best language's posterior times its script's share
+        self.posterior = posterior  # (texts, profiles)
+        self.valid = valid          # (texts,) bool: False for ``und``
+
+    def __len__(self) -> int:
+        return len(self.langs)
+
+    def pairs(self) -> list[tuple[str, float]]:
+        return list(zip(self.langs, self.scores))
+
+    def share_of(self, languages) -> np.ndarray:
+        """(texts,) the posterior mass of ``languages`` (output codes); 0.0 for ``und`` texts."""
+        wanted = set(languages)
+        columns = [i for i, code in enumerate(self.codes) if code in wanted]
+        return self.posterior[:, columns].sum(axis=1) if columns else np.zeros(len(self.langs))
+
+
 class LanguageIdentifier:
     """Deterministic language identification of short texts; profiles load once."""
 
     def __init__(self, config: Optional[LanguageConfig] = None, profile_dir: Optional[str] = None,
-                 word_cache_size: int = 200_000):
+                 word_cache_size: int = 200_000, lexicon_cache: Optional[str] = "default"):
         self.config = config or LanguageConfig()
         self.model = load_ngram_model(profile_dir, self.config.smoothing)
         langs = self.model.langs
         self.out_codes = [_OUTPUT_CODE.get(lang, lang) for lang in langs]
         self._log_prior = self.config.prior_weight * np.log(
             np.array([WEB_PRIOR.get(lang, _DEFAULT_PRIOR) for lang in langs]))
-        self._chars = _CharTable()
-        self._words = _WordCache(self.model, word_cache_size)
+        self._letters = _LetterTable()
+        lexicon = load_lexicon(langs, cache=lexicon_cache)
+        self._words = _WordCache(self.model, word_cache_size, lexicon, self.config)
         # CJK decisions: the profile column that names each rule's language.
         self._rule_lang = {_S["han"]: langs.index("zh-cn"), _S["kana"]: langs.index("ja"),
                            _S["hangul"]: langs.index("ko")}
+        self._columns = _code_columns(langs)
 
     def detect(self, text: str) -> tuple[str, float]:
         """(ISO code, score in [0, 1]); ``und`` with score 0.0 when there is no language."""
         return self.detect_batch([text])[0]
 
-    def detect_batch(self, texts: list[str]) -> list[tuple[str, float]]:
+    def detect_batch(self, texts: list[str], hints: Optional[list] = None) -> list[tuple[str, float]]:
         """``detect`` for many texts at once (same results, much faster per text)."""
-        if not texts:
-            return []
+        return self.guess_batch(texts, hints).pairs()
+
+    def guess_batch(self, texts: list[str], hints: Optional[list] = None) -> Guesses:
+        """The answers of ``detect_batch`` with the whole posterior. ``hints``: per text ``None`` or a
+        sequence of (language code, weight in nats) added to that language's log posterior before
+        normalizing (the page's declared language, the URL's country: see ``row_hints``)."""
         words = self._words
         words.reset_if_full()
         per_text = [[words.lookup(w) for w in self._words_of(t)] for t in texts]
         words.flush()
-        return self._decide(per_text)
+        return self._decide(per_text, self._bonus(hints, len(texts)))
+
+    def _bonus(self, hints: Optional[list], n: int) -> Optional[np.ndarray]:
+        """(texts, profiles) log-prior bonus from the hints, or None when there is none."""
+        if not hints:
+            return None
+        rows, cols, weights = [], [], []
+        for i, text_hints in enumerate(hints):
+            for code, weight in text_hints or ():
+                for col in self._columns.get(code, ()):
+                    rows.append(i)
+                    cols.append(col)
+                    weights.append(weight)
+        if not rows:
+            return None
+        bonus = np.zeros((n, len(self.model.langs)))
+        np.maximum.at(bonus, (np.array(rows), np.array(cols)), np.array(weights, dtype=np.float64))
+        return bonus
 
     def _words_of(self, text: str) -> list[str]:
-        """Normalized words that can carry language evidence."""
+        """Normalized words that can carry language evidence: no acronyms, no keyboard mashes."""
+        words = strip_non_language(text).translate(self._letters).split()
+        if len(words) == 1 and words[0].isupper() and len(words[0]) > 1:
+            return []  # a lone all-caps word is an acronym or a brand (NASA, UNESCO), no language
         out = []
-        for word in strip_non_language(text).translate(self._chars).split():
-            if word.isupper():
-                if len(word) <= 4:  # acronyms, sizes, codes: no language
-                    continue
-            out.append(word.lower())
+        for word in words:
+            if word.isupper() and len(word) <= 4:  # acronyms, sizes, codes: no language
+                continue
+            word = word.lower()
+            if not is_mash(word):
+                out.append(word)
         return out
 
-    def _decide(self, per_text: list[list[int]]) -> list[tuple[str, float]]:
+    def _decide(self, per_text: list[list[int]], bonus: Optional[np.ndarray] = None) -> Guesses:
         words = self._words
         n = len(per_text)
         lengths = np.fromiter((len(ids) for ids in per_text), dtype=np.int64, count=n)
@@ -380,35 +540,186 @@ class LanguageIdentifier:
         loglik = np.zeros((n, len(self.model.langs)), dtype=np.float32)
         if flat.size:
             np.add.at(loglik, text_of, words.vec[flat] * keep[:, None])
-        logits = loglik / self.config.temperature + self._log_prior
+        logits = loglik + self._log_prior
+        if bonus is not None:
+            logits = logits + bonus
         logits = np.where(self.model.script_langs[chosen], logits, -np.inf)
         best = np.argmax(logits, axis=1)
         top = logits[rows, best]
         valid = np.isfinite(top) & (chosen_evidence >= self.config.min_letters)
         safe_top = np.where(valid, top, 0.0)
-        denominator = np.exp(logits - safe_top[:, None]).sum(axis=1)
-        posterior = 1.0 / np.where(valid, denominator, 1.0)
-        score = np.round(np.where(use_cjk, 1.0, posterior) * share, 4).tolist()
-        lang = np.where(use_cjk, [self._rule_lang.get(int(c), 0) for c in chosen], best).tolist()
+        posterior = np.exp(logits - safe_top[:, None])
+        posterior /= np.maximum(posterior.sum(axis=1, keepdims=True), 1e-300)
+        # a CJK script decides by rule: all the mass on its language
+        rule_col = np.array([self._rule_lang.get(int(c), 0) for c in chosen])
+        cjk_rows = np.flatnonzero(use_cjk)
+        posterior[cjk_rows] = 0.0
+        posterior[cjk_rows, rule_col[cjk_rows]] = 1.0
+        posterior[~valid] = 0.0
+        lang = np.where(use_cjk, rule_col, best)
+        score = np.round(posterior[rows, lang] * share, 4).tolist()
         codes = self.out_codes
-        return [(codes[lang[i]], score[i]) if valid[i] else (UNDETERMINED, 0.0) for i in range(n)]
+        lang = lang.tolist()
+        langs = [codes[lang[i]] if valid[i] else UNDETERMINED for i in range(n)]
+        scores = [score[i] if valid[i] else 0.0 for i in range(n)]
+        return Guesses(codes, langs, scores, posterior, valid)
+
+
+def _code_columns(langs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
+    """Output code or profile name -> its profile columns ("zh" -> both Chinese profiles)."""
+    out: dict[str, list[int]] = {}
+    for i, lang in enumerate(langs):
+        for code in {lang, _OUTPUT_CODE.get(lang, lang)}:
+            out.setdefault(code, []).append(i)
+    return {code: tuple(cols) for code, cols in out.items()}
+
+
+# ---------------------------------------------------------------- priors from where the row was found
+
+# Weights (nats added to a language's log posterior) that --language-page-prior and --language-url-prior
+# use when given without a number; chosen with benchmarks/language_filter.py --hints right|wrong.
+PAGE_PRIOR = 2.0
+URL_PRIOR = 1.0
+
+_TAG_ALIASES = {"nb": "no", "nn": "no", "iw": "he", "in": "id", "ji": "yi", "fil": "tl", "zh-hans": "zh",
+                "zh-hant": "zh", "zh-cn": "zh", "zh-tw": "zh", "zh-hk": "zh", "sh": "hr", "bs": "hr", "sr": "hr"}
+# country-code TLD -> the languages mostly written under it (a weak hint: one of these)
+CCTLD_LANGUAGES = {
+    "de": ("de",), "at": ("de",), "ch": ("de", "fr", "it"), "li": ("de",), "fr": ("fr",), "be": ("nl", "fr"),
+    "lu": ("fr", "de"), "es": ("es",), "mx": ("es",), "ar": ("es",), "cl": ("es",), "pe": ("es",),
+    "it": ("it",), "pt": ("pt",), "br": ("pt",), "nl": ("nl",), "pl": ("pl",), "se": ("sv",), "dk": ("da",),
+    "no": ("no",), "fi": ("fi",), "cz": ("cs",), "sk": ("sk",), "hu": ("hu",), "ro": ("ro",), "tr": ("tr",),
+    "gr": ("el",), "ru": ("ru",), "ua": ("uk",), "bg": ("bg",), "hr": ("hr",), "si": ("sl",), "lt": ("lt",),
+    "lv": ("lv",), "ee": ("et",), "jp": ("ja",), "kr": ("ko",), "cn": ("zh",), "tw": ("zh",), "hk": ("zh",),
+    "vn": ("vi",), "id": ("id",), "th": ("th",), "il": ("he",), "ir": ("fa",), "uk": ("en",), "ie": ("en",),
+    "au": ("en",), "nz": ("en",), "us": ("en",), "ca": ("en", "fr"), "qc": ("fr",),
+}
+# two-letter path segments and query values that name a language ("/de/", "/fr-fr/", "?lang=it");
+# "id", "in", "it", "no" alone are too often something else
+_PATH_LANG_RE = re.compile(r"(?:^|/)([a-z]{2})(?:[-_]([a-z]{2}))?(?=/|$)")
+_QUERY_LANG_RE = re.compile(r"(?:^|[?&])(?:lang|language|hl|locale|lc)=([a-z]{2})(?:[-_]([a-z]{2}))?(?=&|$)",
+                            re.IGNORECASE)
+_AMBIGUOUS_SEGMENTS = frozenset({"id", "in", "it", "no", "am", "as", "be", "do", "go", "is", "me", "my", "so",
+                                 "to", "up", "us", "ok", "tv", "pr", "hi", "ar"})
+
+
+def language_of_tag(tag: Optional[str]) -> Optional[str]:
+    """The output code of a BCP 47 language tag ("de-AT" -> "de", "zh-Hant" -> "zh", "nb" -> "no"),
+    or None when it names no language the identifier knows."""
+    tag = (tag or "").strip().lower().replace("_", "-")
+    if not tag:
+        return None
+    code = _TAG_ALIASES.get(tag) or _TAG_ALIASES.get(tag.split("-")[0]) or tag.split("-")[0]
+    return code if code in supported_languages() else None
+
+
+def page_hints(declared: Optional[str], weight: float) -> tuple:
+    """Hints from a page's declared language (``<html lang>`` or ``Content-Language``, which may list
+    several: "de, en"): (code, weight) each."""
+    if not declared or weight <= 0:
+        return ()
+    codes = dict.fromkeys(c for c in (language_of_tag(t) for t in re.split(r"[,;\s]+", declared)) if c)
+    return tuple((code, weight) for code in codes)
+
+
+def url_languages(url: Optional[str]) -> tuple[str, ...]:
+    """Languages a URL points to: its country-code TLD ("shop.example.de"), a language segment in its
+    path ("/fr/", "/pt-br/") or a lang= query value."""
+    import urllib.parse
+
+    try:
+        parts = urllib.parse.urlsplit(url or "")
+    except ValueError:
+        return ()
+    found: list[str] = []
+    host = (parts.hostname or "").rstrip(".")
+    tld = host.rsplit(".", 1)[-1] if "." in host else ""
+    found += CCTLD_LANGUAGES.get(tld, ())
+    for match in _PATH_LANG_RE.finditer(parts.path.lower()[:200]):
+        lang, region = match.groups()
+        if lang in _AMBIGUOUS_SEGMENTS and not region:
+            continue
+        code = language_of_tag(lang)
+        if code:
+            found.append(code)
+        break  # the first language-like segment only
+    for match in _QUERY_LANG_RE.finditer(parts.query[:300]):
+        code = language_of_tag(match.group(1))
+        if code:
+            found.append(code)
+    return tuple(dict.fromkeys(found))
+
+
+def row_hints(row: dict, config: "LanguageConfig") -> tuple:
+    """The priors the row gives: its page's declared language (``page_language``, from a crawl or WARC)
+    and its page's (else its image's) URL, weighted by ``config.page_prior`` and ``config.url_prior``."""
+    hints = page_hints(row.get("page_language"), config.page_prior) if config.page_prior > 0 else ()
+    if config.url_prior > 0:
+        url = row.get("page_url") or row.get("url")
+        hints += tuple((code, config.url_prior) for code in url_languages(url))
+    return hints
+
+
+_SUPPORTED: Optional[frozenset] = None
+
+
+def supported_languages(profile_dir: Optional[str] = None) -> frozenset:
+    """The output codes the identifier can give (langdetect's profiles: "zh-cn", "zh-tw" -> "zh")."""
+    global _SUPPORTED
+    if profile_dir is not None:
+        names = (n for n in os.listdir(profile_dir) if not n.startswith("."))
+        return frozenset(_OUTPUT_CODE.get(n, n) for n in names)
+    if _SUPPORTED is None:
+        _SUPPORTED = supported_languages(langdetect_profile_dir())
+    return _SUPPORTED
 
 
 class LanguageFilter:
-    """Keeps rows whose ``language`` column is among those asked for."""
+    """Drops a row as another language only when the identifier is sure of it.
+
+    The rule: with ``languages`` asked for, a caption with no language is ``no_language``; otherwise the
+    posterior mass of the languages *not* asked for is compared with ``drop_confidence``: at or above
+    it the row is dropped as ``language``, below it the row is kept. A kept row whose best guess is not
+    among the languages asked for is *uncertain* (kept on doubt; counted by the stage).
+    """
 
     def __init__(self, config: LanguageConfig):
         self.config = config
         self._wanted = None if config.languages is None else frozenset(config.languages)
 
-    def check(self, row: dict) -> Optional[Drop]:
+    @property
+    def active(self) -> bool:
+        return self._wanted is not None
+
+    def wanted_share(self, guesses: Guesses) -> np.ndarray:
+        """(texts,) the posterior mass of the languages asked for (1.0 for every text when none are)."""
+        if self._wanted is None:
+            return np.ones(len(guesses))
+        return guesses.share_of(self._wanted)
+
+    def check(self, row: dict, wanted_share: Optional[float] = None) -> Optional[Drop]:
+        """Keep (None) or drop the row from its ``language`` columns and the wanted languages' posterior
+        mass (``wanted_share``; without it, only the best guess is known: its ``language_score`` is then
+        taken as the unwanted mass, a lower bound)."""
         if self._wanted is None:
             return None
         lang = row.get("language") or UNDETERMINED
         if lang == UNDETERMINED:
             return Drop("no_language")
-        if lang not in self._wanted:
-            score = row.get("language_score")
+        if lang in self._wanted and wanted_share is None:
+            return None
+        score = row.get("language_score")
+        if wanted_share is None:
+            unwanted = float(score) if isinstance(score, (int, float)) else 1.0
+        else:
+            unwanted = 1.0 - float(wanted_share)
+        if unwanted >= self.config.drop_confidence:
             detail = f" ({score:.2f})" if isinstance(score, (int, float)) else ""
-            return Drop("language", f"detected {lang}{detail}")
+            return Drop("language", f"detected {lang}{detail}; {unwanted:.3f} sure it is none of "
+                                    f"{','.join(sorted(self._wanted))}")
         return None
+
+    def uncertain(self, row: dict) -> bool:
+        """A kept row whose best guess is a language not asked for."""
+        lang = row.get("language") or UNDETERMINED
+        return self._wanted is not None and lang != UNDETERMINED and lang not in self._wanted

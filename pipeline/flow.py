@@ -96,7 +96,8 @@ def build(p: beam.Pipeline, config: RunConfig):
     stages = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
     if config.blocklist.url_files:
         stages.append(("BlockUrls", url_blocklist(config.blocklist)))
-    stages += [("Language", IdentifyLanguage(config.language)), ("Prompts", MakePrompts(config.prompts))]
+    stages += [("Language", IdentifyLanguage(config.language, config.write.output_dir)),
+               ("Prompts", MakePrompts(config.prompts))]
     if config.quality.checks_captions:
         stages.append(("CaptionQuality", caption_quality(config.quality)))
     stages += [("Download", Download(config.download)), ("DedupImages", DedupImages())]
@@ -160,4 +161,9 @@ def run(config: RunConfig, options: PipelineOptions) -> dict:
     build(p, config)
     result = p.run()
     result.wait_until_finish()
-    return {"input_rows": read_input_count(config.write.output_dir), "total_s": round(time.time() - start, 3), "stages": stage_times(result)}
+    info = {"input_rows": read_input_count(config.write.output_dir), "total_s": round(time.time() - start, 3), "stages": stage_times(result)}
+    if config.language.languages is not None:  # rows the language stage kept on doubt
+        from clipcurate.pipeline.stages.language import read_uncertain_count
+
+        info["language_uncertain"] = read_uncertain_count(config.write.output_dir)
+    return info

@@ -14,7 +14,7 @@ from __future__ import annotations
 # (stage, fields it adds), in flow order; optional stages in brackets in the comments
 ADDED_BY = (
     ("ingest", ("url", "caption", "source_file", "source_row")),        # + every user column
-    ("crawl/warc", ("page_url", "caption_source")),                      # only rows from pages
+    ("crawl/warc", ("page_url", "caption_source", "page_language")),     # only rows from pages (page_language: if declared)
     ("labelled", ("label", "raw_caption", "local_path", "invalid_path")),  # only labelled rows
     ("normalize", ("key",)),
     ("language", ("language", "language_score")),

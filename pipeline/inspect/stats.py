@@ -55,6 +55,10 @@ def build_stats(out: str, run_info: dict, options: dict, selection: dict | None 
               for s in FUNNEL if s in counts]
     stages += [{"stage": s, "rejected": sum(r.values()), "reasons": dict(sorted(r.items()))}
                for s, r in sorted(counts.items()) if s not in FUNNEL]
+    if "language_uncertain" in run_info:  # kept by the language stage although its best guess was not asked for
+        entry = next((e for e in stages if e["stage"] == "language"), None)
+        if entry is not None:
+            entry["kept_uncertain"] = run_info["language_uncertain"]
     funnel, remaining = [], input_rows if input_rows is not None else kept + rejected
     for entry in stages:
         funnel.append({"stage": entry["stage"], "rows_in": remaining, "rows_out": remaining - entry["rejected"]})
@@ -66,6 +70,7 @@ def build_stats(out: str, run_info: dict, options: dict, selection: dict | None 
         "accounted_for": None if input_rows is None else kept + rejected == input_rows,
         "stages": stages,
         "funnel": funnel,
+        **({"language": {"kept_uncertain": run_info["language_uncertain"]}} if "language_uncertain" in run_info else {}),
         "timings": {"total_s": run_info.get("total_s"), "stages": run_info.get("stages", {})},
         "options": options,
         "selection": selection,

@@ -46,10 +46,14 @@ class Pair:
     page_url: str
     caption_source: str  # "alt" or "figcaption"
     position: int  # index of the <img> among the page's images
+    page_language: Optional[str] = None  # declared: <html lang>, else <meta http-equiv>, else Content-Language
 
     def row(self) -> dict:
-        return {"url": self.url, "caption": self.caption, "page_url": self.page_url,
-                "caption_source": self.caption_source}
+        row = {"url": self.url, "caption": self.caption, "page_url": self.page_url,
+               "caption_source": self.caption_source}
+        if self.page_language:  # a prior for the language stage (--language-page-prior)
+            row["page_language"] = self.page_language
+        return row
 
 
 @dataclass(frozen=True)
@@ -75,6 +79,7 @@ class _PageParser(HTMLParser):
         self.images: list[tuple[str, Optional[str], Optional[_Figure]]] = []  # (src, alt, figure)
         self.hrefs: list[str] = []
         self.directives: set[str] = set()
+        self.languages: list[str] = []  # <html lang>, <meta http-equiv="content-language">, in page order
         self._figures: list[_Figure] = []
         self._captions: list[_Figure] = []  # open <figcaption>s, innermost last
         self._skip = 0
@@ -97,6 +102,10 @@ class _PageParser(HTMLParser):
             self._captions.append(self._figures[-1])
         elif tag == "meta" and (a.get("name") or "").strip().lower() in self.robots_names:
             self.directives.update(d.strip().lower() for d in (a.get("content") or "").split(","))
+        elif tag == "meta" and (a.get("http-equiv") or "").strip().lower() == "content-language" and a.get("content"):
+            self.languages.append(a["content"])
+        elif tag == "html" and (a.get("lang") or a.get("xml:lang")):
+            self.languages.insert(0, a.get("lang") or a.get("xml:lang"))
         if tag in _SPACED_TAGS and self._captions:
             self._captions[-1].caption_parts.append(" ")
 
@@ -147,7 +156,7 @@ def site_of(url: str) -> Optional[str]:
 
 
 def parse_page(html_text: str, page_url: str, base_url: Optional[str] = None,
-               robots_token: str = "clipcurate") -> Page:
+               robots_token: str = "clipcurate", content_language: Optional[str] = None) -> Page:
     """The pairs and links of one HTML page.
 
     ``page_url`` is recorded on the pairs; URLs resolve against ``<base href>``
@@ -163,12 +172,13 @@ def parse_page(html_text: str, page_url: str, base_url: Optional[str] = None,
     directives = parser.directives
     if "none" in directives:
         directives = directives | {"noindex", "nofollow"}
-    pairs = [] if directives & OPT_OUT_DIRECTIVES else _pairs(parser.images, base, page_url)
+    declared = (parser.languages[0] if parser.languages else content_language or "").strip()[:35] or None
+    pairs = [] if directives & OPT_OUT_DIRECTIVES else _pairs(parser.images, base, page_url, declared)
     links = [] if "nofollow" in directives else _links(parser.hrefs, base)
     return Page(tuple(pairs), tuple(links))
 
 
-def _pairs(images, base: str, page_url: str) -> list[Pair]:
+def _pairs(images, base: str, page_url: str, page_language: Optional[str] = None) -> list[Pair]:
     out = []
     for position, (src, alt, figure) in enumerate(images):
         if src.lower().startswith("data:"):
@@ -180,7 +190,7 @@ def _pairs(images, base: str, page_url: str) -> list[Pair]:
         if not caption and figure is not None:
             caption, source = clean_caption("".join(figure.caption_parts)), "figcaption"
         if caption:
-            out.append(Pair(url, caption, page_url, source, position))
+            out.append(Pair(url, caption, page_url, source, position, page_language))
     return out
 
 

@@ -49,7 +49,8 @@ def html_record_pairs(record) -> list[dict]:
     if not page_url:
         raise ValueError("response record without WARC-Target-URI")
     text = decode_html(record.content_stream().read(), ctype)
-    return [p.row() for p in parse_page(text, page_url).pairs]
+    declared = record.http_headers.get_header("Content-Language")
+    return [p.row() for p in parse_page(text, page_url, content_language=declared).pairs]
 
 
 def wat_record_pairs(payload: bytes, target_uri: Optional[str]) -> list[dict]:
@@ -65,6 +66,8 @@ def wat_record_pairs(payload: bytes, target_uri: Optional[str]) -> list[dict]:
     head_base = (html_meta.get("Head") or {}).get("Base")
     if head_base:
         base = urllib.parse.urljoin(page_url, head_base)
+    declared = ((((envelope.get("Payload-Metadata") or {}).get("HTTP-Response-Metadata") or {})
+                 .get("Headers") or {}).get("Content-Language") or "").strip()[:35]
     out = []
     for link in links:
         if not isinstance(link, dict) or link.get("path") != IMG_PATH:
@@ -73,7 +76,7 @@ def wat_record_pairs(payload: bytes, target_uri: Optional[str]) -> list[dict]:
         if not src or not caption or src.lower().startswith("data:"):
             continue
         out.append({"url": urllib.parse.urljoin(base, src), "caption": caption, "page_url": page_url,
-                    "caption_source": "alt"})
+                    "caption_source": "alt", **({"page_language": declared} if declared else {})})
     return out
 
 
@@ -133,6 +136,7 @@ def iter_pairs(path: str) -> Iterator[tuple[str, dict]]:
 PAIR_SCHEMA = pa.schema([pa.field("url", pa.string()), pa.field("caption", pa.string()),
                          pa.field("source_file", pa.string()), pa.field("source_row", pa.int64()),
                          pa.field("page_url", pa.string()), pa.field("caption_source", pa.string())])
+LANGUAGE_FIELD = pa.field("page_language", pa.string())  # only in batches with a page that declares one
 
 
 @dataclass(frozen=True)
@@ -141,8 +145,14 @@ class WarcConfig:
     batch_rows: int = 4096
 
 
+def _batch(rows: list[dict]) -> pa.RecordBatch:
+    declared = any("page_language" in row for row in rows)
+    return pa.RecordBatch.from_pylist(rows, schema=PAIR_SCHEMA.append(LANGUAGE_FIELD) if declared else PAIR_SCHEMA)
+
+
 def read_batches(path: str, batch_rows: int):
-    """One WARC/WAT file as ("batch", RecordBatch of ``PAIR_SCHEMA``) and ("malformed", reject row) items."""
+    """One WARC/WAT file as ("batch", RecordBatch of ``PAIR_SCHEMA``, plus ``page_language`` where a page
+    declares it) and ("malformed", reject row) items."""
     batch = []
     for kind, row in iter_pairs(path):
         if kind == MALFORMED:
@@ -150,10 +160,10 @@ def read_batches(path: str, batch_rows: int):
             continue
         batch.append(row)
         if len(batch) >= batch_rows:
-            yield BATCH, pa.RecordBatch.from_pylist(batch, schema=PAIR_SCHEMA)
+            yield BATCH, _batch(batch)
             batch = []
     if batch:
-        yield BATCH, pa.RecordBatch.from_pylist(batch, schema=PAIR_SCHEMA)
+        yield BATCH, _batch(batch)
 
 
 class ReadWarc(beam.PTransform):

@@ -1,35 +1,75 @@
-"""The language stage: every pair gets ``language`` and ``language_score``; unwanted ones are dropped."""
+"""The language stage: every pair gets ``language`` and ``language_score``; rows surely in a language
+not asked for are dropped, doubtful ones kept and counted (metric ``language_uncertain``)."""
 from __future__ import annotations
+
+import json
+from typing import Optional
 
 import apache_beam as beam
 
-from clipcurate.filters.language import LanguageConfig, LanguageFilter, LanguageIdentifier
+from clipcurate.filters.language import LanguageConfig, LanguageFilter, LanguageIdentifier, row_hints
 from clipcurate.filters.prompts import clean_label, is_label_like
+from clipcurate.pipeline import files as fs
+from clipcurate.pipeline.files import atomic_write
 from clipcurate.pipeline.stages.base import BatchCheckDoFn, split
+
+UNCERTAIN_NAME = "_language_uncertain.json"  # beside the outputs; read and removed by the launcher
 
 
 class _Identify:
     def __init__(self, config: LanguageConfig):
-        self.identifier = LanguageIdentifier()
+        self.config = config
+        self.identifier = LanguageIdentifier(config)
         self.filter = LanguageFilter(config)
+        self.use_hints = config.page_prior > 0 or config.url_prior > 0
 
     def __call__(self, rows):
         # a bare label ("golden_retriever") is identified as the words it stands for
         texts = [r.get("caption") or "" for r in rows]
-        found = self.identifier.detect_batch([clean_label(t) if is_label_like(t) else t for t in texts])
+        hints = [row_hints(r, self.config) for r in rows] if self.use_hints else None
+        guesses = self.identifier.guess_batch([clean_label(t) if is_label_like(t) else t for t in texts], hints)
+        shares = self.filter.wanted_share(guesses).tolist()
         out = []
-        for row, (lang, score) in zip(rows, found):
+        for row, lang, score, share in zip(rows, guesses.langs, guesses.scores, shares):
             row = dict(row, language=lang, language_score=float(score))
-            out.append((row, self.filter.check(row)))
+            out.append((row, self.filter.check(row, share)))
         return out
 
 
+def write_uncertain(total: int, out: str) -> str:
+    path = fs.join(out, UNCERTAIN_NAME)
+    atomic_write(path, json.dumps({"language_uncertain": int(total)}).encode())
+    return path
+
+
+def read_uncertain_count(out: str) -> Optional[int]:
+    """The kept-uncertain count a run wrote (None when it wrote none); the file is removed either way."""
+    path = fs.join(out, UNCERTAIN_NAME)
+    if not fs.exists(path):
+        return None
+    total = int(json.loads(fs.read_bytes(path))["language_uncertain"])
+    fs.delete([path])
+    return total
+
+
 class IdentifyLanguage(beam.PTransform):
-    def __init__(self, config: LanguageConfig):
+    """rows -> (kept rows, rejects). With ``count_dir`` and languages asked for, the number of rows kept
+    on doubt (best guess not among them: ``LanguageFilter.uncertain``) is written there as
+    ``_language_uncertain.json``, by a combiner (no metrics: the dask runner has none)."""
+
+    def __init__(self, config: LanguageConfig, count_dir: Optional[str] = None):
         super().__init__()
         self.config = config
+        self.count_dir = count_dir
 
     def expand(self, rows):
         config = self.config
         batches = rows | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=2048)
-        return split(batches, "Identify", BatchCheckDoFn("language", lambda: _Identify(config)))
+        kept, rejects = split(batches, "Identify", BatchCheckDoFn("language", lambda: _Identify(config)))
+        if self.count_dir is not None and config.languages is not None:
+            uncertain = LanguageFilter(config).uncertain
+            _ = (kept
+                 | "Uncertain" >> beam.Map(lambda row: int(uncertain(row)))
+                 | "SumUncertain" >> beam.CombineGlobally(sum)
+                 | "WriteUncertain" >> beam.Map(write_uncertain, self.count_dir))
+        return kept, rejects

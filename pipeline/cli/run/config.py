@@ -54,7 +54,6 @@ def beam_options(args, dask_address: str | None = None):
 
 def make_config(args):
     """Every option checked and turned into the stages' configs; UsageError on the first problem."""
-    from clipcurate.filters.language import LanguageConfig
     from clipcurate.filters.normalize import NormalizeConfig
     from clipcurate.filters.prompts import DEFAULT_TEMPLATE, PromptConfig
     from clipcurate.pipeline.stages.download import DownloadConfig
@@ -89,11 +88,7 @@ def make_config(args):
     template = args.prompt_template or DEFAULT_TEMPLATE
     if "{label}" not in template:
         raise UsageError("--prompt-template must contain {label}")
-    languages = None
-    if args.languages:
-        languages = tuple(sorted({x.strip().lower() for x in args.languages.split(",") if x.strip()}))
-        if not languages:
-            raise UsageError("--languages is empty")
+    language = language_config(args)
 
     ingest, input_schema, extra = None, None, []
     if args.input:
@@ -129,6 +124,8 @@ def make_config(args):
         import pyarrow as pa
 
         extra.append(pa.field("caption_source", pa.string()))
+        if "page_language" not in {f.name for f in extra}:
+            extra.append(pa.field("page_language", pa.string()))  # declared by the page, when it does
 
     prompt = PromptConfig(template=template, domain=args.label_domain, enabled=not args.no_prompts)
     labelled = None
@@ -194,9 +191,41 @@ def make_config(args):
                           extra_fields=tuple(extra), image_ext=args.encode_format),
         ingest=ingest, input_schema=input_schema, labelled=labelled, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
-        language=LanguageConfig(languages=languages), prompts=prompt, download=download,
+        language=language, prompts=prompt, download=download,
         score=score, select=select, until=args.until, **curation,
     )
+
+
+def language_config(args):
+    """--languages and the --language-* options as the language stage's config."""
+    from clipcurate.filters.language import PAGE_PRIOR, URL_PRIOR, LanguageConfig, supported_languages
+
+    languages = None
+    if args.languages:
+        languages = tuple(sorted({x.strip().lower() for x in args.languages.split(",") if x.strip()}))
+        if not languages:
+            raise UsageError("--languages is empty")
+        unknown = [x for x in languages if x not in supported_languages()]
+        if unknown:
+            raise UsageError(f"--languages: unknown language code(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(sorted(supported_languages()))}")
+    kwargs = {}
+    if args.language_drop_confidence is not None:
+        if not 0 < args.language_drop_confidence <= 1:
+            raise UsageError(f"--language-drop-confidence must be in (0, 1], got {args.language_drop_confidence}")
+        if languages is None:
+            raise UsageError("--language-drop-confidence needs --languages")
+        kwargs["drop_confidence"] = args.language_drop_confidence
+    for name, default in (("page_prior", PAGE_PRIOR), ("url_prior", URL_PRIOR)):
+        value = getattr(args, f"language_{name}")
+        if value is None:
+            continue
+        if value != value:  # NaN: the flag alone
+            value = default
+        if value < 0:
+            raise UsageError(f"--language-{name.replace('_', '-')} must be >= 0, got {value}")
+        kwargs[name] = value
+    return LanguageConfig(languages=languages, **kwargs)
 
 
 def curation_configs(args) -> dict:

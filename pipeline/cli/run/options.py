@@ -32,6 +32,16 @@ def add_arguments(parser):
     text = parser.add_argument_group("captions")
     text.add_argument("--max-caption-length", type=int, default=1000, help="characters; longer captions are rejected")
     text.add_argument("--languages", help="comma-separated ISO codes to keep, e.g. en,de (default: keep all, fill the columns)")
+    text.add_argument("--language-drop-confidence", type=float, default=None, metavar="P",
+                      help="with --languages: drop a caption as another language only when the identifier's "
+                           "posterior that it is none of them is at least P; less sure ones are kept and counted "
+                           "as kept_uncertain in stats.json (default 0.98, chosen on tests/data/langid_dev.tsv)")
+    text.add_argument("--language-page-prior", type=float, nargs="?", const=float("nan"), default=None, metavar="NATS",
+                      help="use the page's declared language (<html lang>, Content-Language; crawl and WARC rows) "
+                           "as a prior: NATS added to that language's log posterior (alone: 2.0)")
+    text.add_argument("--language-url-prior", type=float, nargs="?", const=float("nan"), default=None, metavar="NATS",
+                      help="use the URL's country-code TLD (.de) or language path (/fr/, ?lang=it) of the page, "
+                           "else of the image, as a weak prior (alone: 1.0)")
     text.add_argument("--prompt-template", default=None, help='template for label-only captions (default "a photo of a {label}.")')
     text.add_argument("--label-domain", default=None, help='domain hint: "a photo of a {label}, a type of DOMAIN."')
     text.add_argument("--no-prompts", action="store_true", help="leave label-only captions as they are")
