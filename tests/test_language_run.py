@@ -64,3 +64,46 @@ def test_labelled_folder_runs_into_shards(tmp_path):
         ["a photo of a star, a type of shape."] * 3
     assert {p["label"] for p in pairs} == {"circle", "star"}
     assert json.load(open(out / "stats.json"))["accounted_for"]
+
+
+def test_doubtful_captions_are_kept_and_counted_in_stats(tmp_path):
+    """A metadata-only run (no downloads): sure foreign captions are dropped as language, doubtful ones
+    kept with their best guess recorded, and their number is stats.json's kept_uncertain."""
+    captions = [
+        ("a small red house next to the river", None),
+        ("ein kleiner Hund schläft auf dem Sofa", None),   # surely German: dropped
+        ("tennis de table", None),                         # English-looking words: kept on doubt
+        ("tennis de table", "fr"),                         # ... also with its page's declared language
+        ("IMG_20230412_1533.jpg", None),                    # no language
+        ("Küchenmesser Set", None),                        # German, but not surely: kept, counted
+    ]
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": [f"http://example.com/{i}.jpg" for i in range(len(captions))],
+                             "caption": [c for c, _ in captions],
+                             "page_language": [lang for _, lang in captions]}), src)
+
+    def run(name, *extra):
+        out = tmp_path / name
+        assert cli_main(["run", "--input", str(src), "--output", str(out), "--until", "language",
+                         "--languages", "en", *extra]) == 0
+        return out, json.load(open(out / "stats.json"))
+
+    out, stats = run("plain")
+    kept = _rows(out, "pairs/*.parquet")
+    rejects = {r["source_row"]: r for r in _rows(out, "rejects/*/*.parquet")}
+    assert rejects[1]["reason"] == "language" and rejects[1]["language"] == "de"
+    assert rejects[4]["reason"] == "no_language"
+    assert sorted(r["source_row"] for r in kept) == [0, 2, 3, 5]
+    doubtful = [r for r in kept if r["language"] != "en"]
+    assert [r["source_row"] for r in doubtful] == [5] and doubtful[0]["language"] == "de"
+    assert stats["language"]["kept_uncertain"] == len(doubtful)
+    language = next(e for e in stats["stages"] if e["stage"] == "language")
+    assert language["kept_uncertain"] == len(doubtful) and stats["accounted_for"]
+
+    out, stats = run("page_prior", "--language-page-prior")
+    by_row = {r["source_row"]: r for r in _rows(out, "pairs/*.parquet")}
+    assert by_row[3]["language"] == "fr" and by_row[3]["page_language"] == "fr"  # kept, its guess now French
+    assert stats["language"]["kept_uncertain"] == sum(r["language"] != "en" for r in by_row.values()) >= 1
+
+    out, stats = run("strict", "--language-drop-confidence", "0.5")
+    assert {r["source_row"] for r in _rows(out, "rejects/*/*.parquet") if r["reason"] == "language"} >= {1}
