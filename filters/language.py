@@ -10,6 +10,7 @@ gets ``und``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -293,6 +294,7 @@ _ADJACENT = frozenset(row[i:i + 2] for row in _ROWS for i in range(len(row) - 1)
 _VOWELS = frozenset("aeiouyàáâãäåæèéêëìíîïòóôõöøùúûüýÿœąęėįųūīēāěůőű")
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def is_mash(word: str) -> bool:
     """A lower-case Latin word that is typed, not written: a keyboard-row walk ("asdfgh", "poiuyt"),
     a short unit repeated ("jkljkl", "aaaaaa", "hahaha"; "murmur" and "couscous" stay words), or five

@@ -4,8 +4,8 @@ Short captions ("bunte Luftballons", "fond texture bois") carry too few characte
 langdetect's profiles to be sure of; whether each word is a common word of a language settles most
 of them. wordfreq's small lists hold every word with a frequency of at least one in a million in
 each of about 40 languages (1.7 M entries). They are read once into a compact table -- the sorted
-64-bit hashes of the words, and per word its (language, log frequency) entries -- and saved as an
-uncompressed .npz in the user's cache folder, so later processes load it in tens of milliseconds.
+64-bit hashes of the words, and per word its (language, log frequency) entries -- and saved as .npy
+files in the user's cache folder, which later processes map into memory (a few milliseconds).
 The table is rebuilt whenever the installed wordfreq's lists change (their names and sizes are its
 fingerprint).
 """
@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import json
 import math
 import os
+import shutil
 from dataclasses import dataclass
 from typing import Optional, Sequence
 
@@ -29,7 +31,7 @@ MIN_FREQUENCY = 1e-6  # the small lists' cut-off: an unlisted word is rarer than
 def default_cache_path() -> str:
     root = os.environ.get("CLIPCURATE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "clipcurate")
-    return os.path.join(root, f"wordfreq_{WORDLIST}.npz")
+    return os.path.join(root, f"wordfreq_{WORDLIST}")
 
 
 def wordfreq_data_dir() -> str:
@@ -89,28 +91,34 @@ def build_lexicon_arrays(profile_langs: Sequence[str], data_dir: Optional[str] =
 
     files = _list_files(data_dir or wordfreq_data_dir())
     column = {lang: i for i, lang in enumerate(profile_langs)}
-    table: dict[str, dict[int, float]] = {}
+    words: list[str] = []
+    cols: list[np.ndarray] = []
+    logf: list[np.ndarray] = []
     listed = np.zeros(len(profile_langs), dtype=bool)
     for code, path in files.items():
-        cols = [column[p] for p in _PROFILE_OF.get(code, (code,)) if p in column]
-        if not cols:
+        targets = [column[p] for p in _PROFILE_OF.get(code, (code,)) if p in column]
+        if not targets:
             continue  # a language without a profile (Icelandic, Malay)
-        listed[cols] = True
-        for centibels, words in enumerate(read_cBpack(path)):
-            logf = -centibels / 100.0 * math.log(10.0)
-            for word in words:
-                entry = table.setdefault(word, {})
-                for col in cols:
-                    entry.setdefault(col, logf)  # a word's first (most frequent) bucket
-    words = list(table)
+        listed[targets] = True
+        buckets = read_cBpack(path)
+        these = [w for bucket in buckets for w in bucket]
+        freqs = np.repeat(-np.arange(len(buckets)) / 100.0 * math.log(10.0), [len(b) for b in buckets])
+        for col in targets:
+            words += these
+            cols.append(np.full(len(these), col, dtype=np.uint8))
+            logf.append(freqs.astype(np.float32))
     hashes = word_hash(words)
-    order = np.argsort(hashes, kind="stable")
-    counts = np.array([len(table[words[i]]) for i in order], dtype=np.int64)
-    cols = np.fromiter((c for i in order for c in table[words[i]]), dtype=np.uint8, count=int(counts.sum()))
-    logf = np.fromiter((v for i in order for v in table[words[i]].values()), dtype=np.float32,
-                       count=int(counts.sum()))
-    return {"hashes": hashes[order], "indptr": np.concatenate([[0], np.cumsum(counts)]), "cols": cols,
-            "logf": logf, "listed": listed, "langs": np.array(list(profile_langs)),
+    col = np.concatenate(cols)
+    value = np.concatenate(logf)
+    # sorted by hash, then column, the most frequent first; one entry per (word, column)
+    order = np.lexsort((-value, col, hashes))
+    hashes, col, value = hashes[order], col[order], value[order]
+    first = np.ones(len(hashes), dtype=bool)
+    first[1:] = (hashes[1:] != hashes[:-1]) | (col[1:] != col[:-1])
+    hashes, col, value = hashes[first], col[first], value[first]
+    starts = np.flatnonzero(np.concatenate([[True], hashes[1:] != hashes[:-1]]))
+    return {"hashes": hashes[starts], "indptr": np.concatenate([starts, [len(hashes)]]).astype(np.int64),
+            "cols": col, "logf": value, "listed": listed, "langs": np.array(list(profile_langs)),
             "fingerprint": np.array(_fingerprint(files))}
 
 
@@ -121,15 +129,7 @@ def load_lexicon(profile_langs: Sequence[str], cache: Optional[str] = "default",
     writable. ``cache=None`` builds it in memory."""
     files = _list_files(data_dir or wordfreq_data_dir())
     path = default_cache_path() if cache == "default" else cache
-    arrays = None
-    if path and os.path.exists(path):
-        try:
-            with np.load(path) as data:
-                if (str(data["fingerprint"]) == _fingerprint(files)
-                        and [str(x) for x in data["langs"]] == list(profile_langs)):
-                    arrays = {k: data[k] for k in data.files}
-        except (OSError, ValueError, KeyError):  # a damaged cache: build again
-            arrays = None
+    arrays = _read_cache(path, _fingerprint(files), profile_langs) if path else None
     if arrays is None:
         arrays = build_lexicon_arrays(profile_langs, data_dir)
         if path:
@@ -137,15 +137,33 @@ def load_lexicon(profile_langs: Sequence[str], cache: Optional[str] = "default",
     return Lexicon(arrays["hashes"], arrays["indptr"], arrays["cols"], arrays["logf"], arrays["listed"])
 
 
+_ARRAYS = ("hashes", "indptr", "cols", "logf", "listed")
+
+
+def _read_cache(path: str, fingerprint: str, profile_langs: Sequence[str]) -> Optional[dict]:
+    """The cached arrays (memory-mapped) when the folder matches these lists and columns, else None."""
+    try:
+        with open(os.path.join(path, "meta.json"), encoding="utf-8") as f:
+            meta = json.load(f)
+        if meta.get("fingerprint") != fingerprint or meta.get("langs") != list(profile_langs):
+            return None
+        return {name: np.load(os.path.join(path, f"{name}.npy"), mmap_mode="r") for name in _ARRAYS}
+    except (OSError, ValueError, KeyError):  # missing or damaged: build again
+        return None
+
+
 def _save(path: str, arrays: dict) -> None:
+    """The arrays as a folder of .npy files, written whole under a temporary name, then renamed."""
     tmp = f"{path}.tmp-{os.getpid()}"
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.savez(f, **arrays)  # uncompressed: loads in tens of milliseconds
+        os.makedirs(tmp, exist_ok=True)
+        for name in _ARRAYS:
+            np.save(os.path.join(tmp, f"{name}.npy"), arrays[name])
+        meta = {"fingerprint": str(arrays["fingerprint"]), "langs": [str(x) for x in arrays["langs"]]}
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump(meta, f)
+        if os.path.isdir(path):
+            shutil.rmtree(path, ignore_errors=True)  # a stale cache (another wordfreq)
         os.replace(tmp, path)
-    except OSError:  # a read-only home: the lexicon is built in memory each time
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
+    except OSError:  # a read-only home, or another process renamed first: this one builds in memory
+        shutil.rmtree(tmp, ignore_errors=True)
