@@ -43,6 +43,14 @@ def clean_caption(text) -> str:
     return _SPACE.sub(" ", text).strip()
 
 
+# A URL that canonicalizes to itself but for the scheme's and host's case, an empty path and the
+# fragment: ASCII http(s), a plain host name, no port or credentials, path and query made only of
+# characters quote() leaves alone. Such URLs (most of the web's) skip urlsplit/quote/urlunsplit.
+_SAFE = r"A-Za-z0-9/%:@!$&'()*+,;=._~\-"
+_SIMPLE_URL = re.compile(rf"(?i:(https?))://([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*)(/[{_SAFE}]*)?(?:\?([{_SAFE}?]*))?(?:#.*)?",
+                         re.DOTALL)
+
+
 def normalize_url(url) -> tuple[str | None, Drop | None]:
     """A canonical http(s) URL, or the reason it is not one."""
     if url is None or not str(url).strip():
@@ -50,6 +58,15 @@ def normalize_url(url) -> tuple[str | None, Drop | None]:
     raw = str(url).strip()
     if _CC.search(raw):
         return None, Drop("malformed_url", "control characters in URL")
+    simple = _SIMPLE_URL.fullmatch(raw)
+    if simple:
+        scheme, host, path, query = simple.groups()
+        return f"{scheme.lower()}://{host.lower()}{path or '/'}{'?' + query if query else ''}", None
+    return canonical_url(raw)
+
+
+def canonical_url(raw: str) -> tuple[str | None, Drop | None]:
+    """The general path of ``normalize_url`` for a stripped URL without control characters."""
     try:
         parts = urlsplit(raw)
         scheme = parts.scheme.lower()
