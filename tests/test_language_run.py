@@ -107,3 +107,20 @@ def test_doubtful_captions_are_kept_and_counted_in_stats(tmp_path):
 
     out, stats = run("strict", "--language-drop-confidence", "0.5")
     assert {r["source_row"] for r in _rows(out, "rejects/*/*.parquet") if r["reason"] == "language"} >= {1}
+
+
+def test_language_options_are_checked_up_front(tmp_path):
+    import subprocess
+    import sys
+
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": ["http://127.0.0.1:9/a.jpg"], "caption": ["a dog"]}), src)
+    base = [sys.executable, "-m", "clipcurate.pipeline.cli", "run", "--input", str(src), "--output", str(tmp_path / "o")]
+    for extra, needle in ((["--languages", "en,xx"], "unknown language code(s) xx"),
+                          (["--language-drop-confidence", "0.5"], "needs --languages"),
+                          (["--languages", "en", "--language-drop-confidence", "1.5"], "must be in (0, 1]"),
+                          (["--languages", "en", "--language-url-prior", "-1"], "must be >= 0")):
+        proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120,
+                              env=dict(os.environ, NO_ALBUMENTATIONS_UPDATE="1"))
+        lines = [line for line in proc.stderr.splitlines() if line.strip() and "apitools" not in line]
+        assert proc.returncode == 2 and len(lines) == 1 and needle in lines[0], (extra, proc.stderr)
