@@ -1,4 +1,6 @@
-"""Write the kept samples: WebDataset tar shards with a Parquet file each (+ embeddings), sizes.json.
+"""Write the kept samples: WebDataset tar shards with a Parquet file each (+ embeddings), sizes.json;
+or (``output_format`` parquet/both) Parquet shards that hold the images too, as Hugging Face
+datasets' Image feature.
 
 Shard contents are deterministic and independent of the runner's bundling:
 a sample's global rank (its position in key order) decides its shard, so every
@@ -20,6 +22,7 @@ from dataclasses import dataclass
 
 import apache_beam as beam
 import numpy as np
+import pyarrow as pa
 
 from clipcurate import schemas
 from clipcurate.pipeline import files as fs
@@ -36,6 +39,34 @@ class WriteConfig:
     row_group_rows: int = 100_000
     reject_rows_per_file: int = 200_000  # a stage's rejects are cut into files of about this many rows
     image_ext: str = "jpg"  # the image member's extension: the encode format (jpg, png, webp)
+    output_format: str = "webdataset"  # webdataset (tar + metadata Parquet), parquet (images in it), both
+    image_row_group_rows: int = 1000  # row groups of Parquet shards with images: ~20 MB at 256 px, for random access
+
+    def __post_init__(self):
+        if self.output_format not in OUTPUT_FORMATS:
+            raise ValueError(f"output_format must be one of {OUTPUT_FORMATS}, not {self.output_format!r}")
+
+    @property
+    def tars(self) -> bool:
+        return self.output_format in ("webdataset", "both")
+
+    @property
+    def parquet_images(self) -> bool:
+        return self.output_format in ("parquet", "both")
+
+
+OUTPUT_FORMATS = ("webdataset", "parquet", "both")
+# Hugging Face datasets' Image feature: a struct of the encoded bytes and a file name, declared in the
+# schema's "huggingface" metadata so that load_dataset("parquet", ...) decodes it to PIL images
+IMAGE_STRUCT = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
+HF_METADATA = {b"huggingface": json.dumps({"info": {"features": {"image": {"_type": "Image"}}}}).encode()}
+
+
+def with_images(table: pa.Table, samples: list[dict], ext: str) -> pa.Table:
+    """The metadata table with an ``image`` column (bytes, KEY.ext) first, as datasets' Image feature."""
+    images = pa.array([{"bytes": s["image"], "path": f"{s['key']}.{ext}"} for s in samples], IMAGE_STRUCT)
+    table = table.add_column(0, pa.field("image", IMAGE_STRUCT), images)
+    return table.replace_schema_metadata({**(table.schema.metadata or {}), **HF_METADATA})
 
 
 def shards_dir(out: str) -> str:
@@ -64,17 +95,24 @@ def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 
 
 def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) -> tuple[str, int]:
-    """Write NNNNN.tar (+ .parquet, + embeddings .npy when scored); returns (tar name, count)."""
+    """Write NNNNN.parquet (with the images for parquet/both), NNNNN.tar (webdataset/both) and the
+    embeddings .npy when scored; returns (the shard's name in sizes.json: its tar, else its parquet, count)."""
     samples = sorted(samples, key=lambda s: s["key"])
     schema = schemas.sample_schema(list(config.extra_fields))
     names = schema.names
     base = fs.join(shards_dir(out), f"{shard:05d}")
-    write_table(base + ".parquet", to_table(samples, schema), config.row_group_rows)
+    table = to_table(samples, schema)
+    if config.parquet_images:
+        write_table(base + ".parquet", with_images(table, samples, config.image_ext), config.image_row_group_rows)
+    else:
+        write_table(base + ".parquet", table, config.row_group_rows)
     for emb in ("image_embedding", "text_embedding"):
         if samples and samples[0].get(emb) is not None:
             buf = io.BytesIO()
             np.save(buf, np.stack([np.asarray(s[emb], dtype=np.float16) for s in samples]))
             atomic_write(f"{base}.{emb}.npy", buf.getvalue())
+    if not config.tars:
+        return f"{shard:05d}.parquet", len(samples)
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT) as tar:
         for s in samples:

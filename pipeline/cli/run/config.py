@@ -188,7 +188,8 @@ def make_config(args):
                                    unit_rows=args.work_unit_rows)
     return RunConfig(
         write=WriteConfig(output_dir=staging_dir(args.output), samples_per_shard=args.samples_per_shard,
-                          extra_fields=tuple(extra), image_ext=args.encode_format),
+                          extra_fields=tuple(extra), image_ext=args.encode_format,
+                          output_format=args.output_format),
         ingest=ingest, input_schema=input_schema, labelled=labelled, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
         language=language, prompts=prompt, download=download,

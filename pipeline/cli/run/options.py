@@ -26,6 +26,9 @@ def add_arguments(parser):
                      help="metadata only: stop after this stage (prompts: every caption stage) and write the "
                           "surviving rows as OUT/pairs/NNNNN.parquet, with the rejects and stats; nothing is downloaded")
     io_.add_argument("--samples-per-shard", type=int, default=5000)
+    io_.add_argument("--output-format", choices=("webdataset", "parquet", "both"), default="webdataset",
+                     help="webdataset: NNNNN.tar + NNNNN.parquet metadata (default); parquet: NNNNN.parquet with an "
+                          "image column (bytes, path) that Hugging Face datasets reads as images, no tar; both")
     io_.add_argument("--work-unit-rows", type=int, default=500,
                      help="rows per download work unit: the granularity of resuming a killed run")
 

@@ -176,11 +176,27 @@ def thumbnail_uri(data: bytes | None, config: ReportConfig) -> str | None:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def read_parquet_images(parquet_path: str, keys: set[str]) -> dict[str, bytes]:
+    """The image bytes of ``keys`` from a Parquet shard's ``image`` column (``--output-format parquet``)."""
+    if not keys or not fs.exists(parquet_path):
+        return {}
+    with fs.open_read(parquet_path) as f:
+        if "image" not in pq.ParquetFile(f).schema_arrow.names:
+            return {}
+        f.seek(0)
+        table = pq.read_table(f, columns=["key", "image"], filters=[("key", "in", sorted(keys))])
+    return {k: img["bytes"] for k, img in zip(table.column("key").to_pylist(), table.column("image").to_pylist())
+            if img and img.get("bytes") is not None}
+
+
 def read_tar_images(tar_path: str, keys: set[str]) -> dict[str, bytes]:
-    """The image bytes of ``keys`` from a WebDataset tar (missing keys are left out)."""
+    """The image bytes of ``keys`` from a WebDataset tar (missing keys are left out); a shard written
+    without a tar (``--output-format parquet``) is read from its Parquet file's image column."""
     found: dict[str, bytes] = {}
-    if not keys or not fs.exists(tar_path):
+    if not keys:
         return found
+    if not fs.exists(tar_path):
+        return read_parquet_images(os.path.splitext(tar_path)[0] + ".parquet", keys)
     with fs.open_read(tar_path) as f, tarfile.open(fileobj=f, mode="r:") as tar:
         for member in tar:
             if not member.isfile():
