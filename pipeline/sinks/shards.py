@@ -41,6 +41,7 @@ class WriteConfig:
     image_ext: str = "jpg"  # the image member's extension: the encode format (jpg, png, webp)
     output_format: str = "webdataset"  # webdataset (tar + metadata Parquet), parquet (images in it), both
     image_row_group_rows: int = 1000  # row groups of Parquet shards with images: ~20 MB at 256 px, for random access
+    batch_layout: object | None = None  # sinks.batches.BatchLayoutConfig: TOnICS order instead of key order
 
     def __post_init__(self):
         if self.output_format not in OUTPUT_FORMATS:
@@ -56,6 +57,7 @@ class WriteConfig:
 
 
 OUTPUT_FORMATS = ("webdataset", "parquet", "both")
+BATCH_FIELD = "_batch"  # with a batch layout: the sample's batch ordinal, the first sort key in its shard (not written)
 # Hugging Face datasets' Image feature: a struct of the encoded bytes and a file name, declared in the
 # schema's "huggingface" metadata so that load_dataset("parquet", ...) decodes it to PIL images
 IMAGE_STRUCT = pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])
@@ -97,7 +99,7 @@ def _tar_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
 def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) -> tuple[str, int]:
     """Write NNNNN.parquet (with the images for parquet/both), NNNNN.tar (webdataset/both) and the
     embeddings .npy when scored; returns (the shard's name in sizes.json: its tar, else its parquet, count)."""
-    samples = sorted(samples, key=lambda s: s["key"])
+    samples = sorted(samples, key=lambda s: (s.get(BATCH_FIELD, 0), s["key"]))
     schema = schemas.sample_schema(list(config.extra_fields))
     names = schema.names
     base = fs.join(shards_dir(out), f"{shard:05d}")
@@ -173,6 +175,8 @@ class WriteShards(beam.PTransform):
 
     def expand(self, samples):
         n = self.config.samples_per_shard
+        if self.config.batch_layout is not None:
+            return self._by_batches(samples)
         keys = samples | "Keys" >> beam.Map(lambda s: s["key"])
         buckets = keys | "Bucket" >> beam.Map(lambda k: {"key": k}) | "Parts" >> RangeParts(n)
         counts = (buckets | "BucketIds" >> beam.Map(lambda kv: kv[0])
@@ -190,5 +194,18 @@ class WriteShards(beam.PTransform):
             | "GroupShard" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WriteShard(self.config))
         )
+        return (sizes | "AllSizes" >> beam.combiners.ToList()
+                | "SizesJson" >> beam.Map(_write_sizes, self.config.output_dir))
+
+    def _by_batches(self, samples):
+        """TOnICS order: samples_per_shard / B whole batches a shard, in batch order (sinks.batches)."""
+        from clipcurate.pipeline.sinks.batches import OntologyLayout
+
+        per_shard = self.config.samples_per_shard // self.config.batch_layout.batch_size
+        sizes = (samples
+                 | "Layout" >> OntologyLayout(self.config.batch_layout)
+                 | "Shard" >> beam.MapTuple(lambda ordinal, s: (ordinal // per_shard, dict(s, **{BATCH_FIELD: ordinal})))
+                 | "GroupShard" >> beam.GroupByKey()
+                 | "Write" >> beam.ParDo(_WriteShard(self.config)))
         return (sizes | "AllSizes" >> beam.combiners.ToList()
                 | "SizesJson" >> beam.Map(_write_sizes, self.config.output_dir))

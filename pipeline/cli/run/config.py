@@ -189,7 +189,7 @@ def make_config(args):
     return RunConfig(
         write=WriteConfig(output_dir=staging_dir(args.output), samples_per_shard=args.samples_per_shard,
                           extra_fields=tuple(extra), image_ext=args.encode_format,
-                          output_format=args.output_format),
+                          output_format=args.output_format, batch_layout=batch_layout_config(args)),
         ingest=ingest, input_schema=input_schema, labelled=labelled, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
         language=language, prompts=prompt, download=download,
@@ -274,3 +274,24 @@ def options_record(args) -> dict:
     out = {k: v for k, v in vars(args).items() if k not in skip}
     out["beam_args"] = list(args.extra_args)
     return out
+
+
+def batch_layout_config(args):
+    """--batch-layout ontology --ontology FILE --batch-size B, checked (the file read) up front."""
+    if args.batch_layout == "key":
+        if args.ontology or args.batch_size:
+            raise UsageError("--ontology and --batch-size go with --batch-layout ontology")
+        return None
+    from clipcurate.filters.ontology import OntologyError, load_ontology
+    from clipcurate.pipeline.sinks.batches import BatchLayoutConfig
+
+    if not args.ontology or not args.batch_size:
+        raise UsageError("--batch-layout ontology needs --ontology FILE and --batch-size B")
+    if args.batch_size < 2 or args.samples_per_shard % args.batch_size:
+        raise UsageError(f"--batch-size must be >= 2 and divide --samples-per-shard ({args.samples_per_shard}), "
+                         f"so that shards hold whole batches; got {args.batch_size}")
+    try:
+        load_ontology(args.ontology)
+    except OntologyError as err:
+        raise UsageError(str(err)) from None
+    return BatchLayoutConfig(ontology_file=os.path.abspath(args.ontology), batch_size=args.batch_size)

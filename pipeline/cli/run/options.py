@@ -26,6 +26,11 @@ def add_arguments(parser):
                      help="metadata only: stop after this stage (prompts: every caption stage) and write the "
                           "surviving rows as OUT/pairs/NNNNN.parquet, with the rejects and stats; nothing is downloaded")
     io_.add_argument("--samples-per-shard", type=int, default=5000)
+    io_.add_argument("--batch-layout", choices=("key", "ontology"), default="key",
+                     help="key: shards in key order (default); ontology: runs of --batch-size samples that share a "
+                          "parent concept of --ontology (TOnICS hard-negative batches)")
+    io_.add_argument("--ontology", metavar="FILE", help="child -> parent concepts: JSON object or child<TAB>parent lines")
+    io_.add_argument("--batch-size", type=int, default=None, help="with --batch-layout ontology: the trainer's batch size")
     io_.add_argument("--output-format", choices=("webdataset", "parquet", "both"), default="webdataset",
                      help="webdataset: NNNNN.tar + NNNNN.parquet metadata (default); parquet: NNNNN.parquet with an "
                           "image column (bytes, path) that Hugging Face datasets reads as images, no tar; both")
