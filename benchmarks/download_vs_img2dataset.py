@@ -2,11 +2,12 @@
 
 Serves N distinct real JPEGs (up to 1200 px) from a loopback server in its own
 process, then downloads and resizes all of them with
-  - img2dataset (1 process, T threads, webdataset output), and
-  - clipcurate run (DirectRunner, 1 worker, T threads),
-with the same image size and resize mode, and prints images/s and the ratio.
+  - img2dataset (W processes, T threads each, webdataset output), and
+  - clipcurate run (DirectRunner, W worker processes, T threads each),
+with the same image size and resize mode, and prints images/s and the ratio;
+--repeat R runs both R times (alternating) and prints every ratio.
 
-    .venv/bin/python benchmarks/download_vs_img2dataset.py [--n 2000] [--threads 16] [--image-size 256]
+    .venv/bin/python benchmarks/download_vs_img2dataset.py [--n 2000] [--threads 16] [--workers 2] [--repeat 3]
 """
 from __future__ import annotations
 
@@ -80,6 +81,8 @@ def main() -> int:
     ap.add_argument("--image-size", type=int, default=256)
     ap.add_argument("--resize-mode", default="border")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--workers", type=int, default=1, help="processes on both sides")
+    ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
 
     ready, port = mp.Event(), mp.Value("i", 0)
@@ -94,27 +97,32 @@ def main() -> int:
         src = os.path.join(work, "urls.parquet")
         pq.write_table(pa.table({"url": [f"{base}/img/{i}.jpg" for i in range(args.n)],
                                  "caption": [f"picture number {i}" for i in range(args.n)]}), src)
-        i2d_out, cc_out = os.path.join(work, "i2d"), os.path.join(work, "cc")
-        i2d = _timed([os.path.join(BIN, "img2dataset"), "--url_list", src, "--input_format", "parquet",
-                      "--url_col", "url", "--caption_col", "caption", "--output_folder", i2d_out,
-                      "--output_format", "webdataset", "--processes_count", "1", "--thread_count", str(args.threads),
-                      "--image_size", str(args.image_size), "--resize_mode", args.resize_mode,
-                      "--number_sample_per_shard", "1000", "--distributor", "multiprocessing",
-                      "--timeout", "10", "--retries", "0", "--enable_wandb", "False"], env)
-        cc = _timed([os.path.join(BIN, "clipcurate"), "run", "--input", src, "--output", cc_out,
-                     "--allow-private-network", "--threads", str(args.threads), "--workers", "1",
-                     "--image-size", str(args.image_size), "--resize-mode", args.resize_mode,
-                     "--samples-per-shard", "1000", "--timeout", "10", "--retries", "0",
-                     "--no-near-dedup"], env)  # the copies differ only by a small label: near duplicates
         import json
 
-        kept = json.load(open(os.path.join(cc_out, "stats.json")))["kept"]
-        i2d_ok = sum(json.load(open(os.path.join(i2d_out, f)))["successes"]
-                     for f in os.listdir(i2d_out) if f.endswith("_stats.json"))
-        print(f"urls: {args.n}, threads: {args.threads}, image size: {args.image_size}, resize: {args.resize_mode}")
-        print(f"img2dataset : {i2d:7.2f} s  {i2d_ok:5d} images  {i2d_ok / i2d:7.1f} images/s")
-        print(f"clipcurate  : {cc:7.2f} s  {kept:5d} images  {kept / cc:7.1f} images/s")
-        print(f"ratio clipcurate / img2dataset: {(kept / cc) / (i2d_ok / i2d):.2f}x (target >= 1.0x)")
+        print(f"urls: {args.n}, workers: {args.workers}, threads: {args.threads}, image size: {args.image_size}, "
+              f"resize: {args.resize_mode}")
+        ratios = []
+        for rep in range(args.repeat):
+            i2d_out, cc_out = os.path.join(work, f"i2d{rep}"), os.path.join(work, f"cc{rep}")
+            i2d = _timed([os.path.join(BIN, "img2dataset"), "--url_list", src, "--input_format", "parquet",
+                          "--url_col", "url", "--caption_col", "caption", "--output_folder", i2d_out,
+                          "--output_format", "webdataset", "--processes_count", str(args.workers),
+                          "--thread_count", str(args.threads),
+                          "--image_size", str(args.image_size), "--resize_mode", args.resize_mode,
+                          "--number_sample_per_shard", "1000", "--distributor", "multiprocessing",
+                          "--timeout", "10", "--retries", "0", "--enable_wandb", "False"], env)
+            cc = _timed([os.path.join(BIN, "clipcurate"), "run", "--input", src, "--output", cc_out,
+                         "--allow-private-network", "--threads", str(args.threads), "--workers", str(args.workers),
+                         "--image-size", str(args.image_size), "--resize-mode", args.resize_mode,
+                         "--samples-per-shard", "1000", "--timeout", "10", "--retries", "0",
+                         "--no-near-dedup"], env)  # the copies differ only by a small label: near duplicates
+            kept = json.load(open(os.path.join(cc_out, "stats.json")))["kept"]
+            i2d_ok = sum(json.load(open(os.path.join(i2d_out, f)))["successes"]
+                         for f in os.listdir(i2d_out) if f.endswith("_stats.json"))
+            ratios.append((kept / cc) / (i2d_ok / i2d))
+            print(f"run {rep + 1}: img2dataset {i2d:7.2f} s {i2d_ok:5d} images {i2d_ok / i2d:7.1f}/s | "
+                  f"clipcurate {cc:7.2f} s {kept:5d} images {kept / cc:7.1f}/s | ratio {ratios[-1]:.2f}x", flush=True)
+        print(f"ratio clipcurate / img2dataset: {', '.join(f'{r:.2f}x' for r in ratios)} (target >= 1.0x in every run)")
     finally:
         server.terminate()
         shutil.rmtree(work, ignore_errors=True)

@@ -21,8 +21,26 @@ def is_disallowed(*args, **kwargs):
     return check(*args, **kwargs)
 
 
-def Resizer(*args, **kwargs):  # noqa: N802 - stands for the class
-    """An img2dataset.resizer.Resizer."""
-    from img2dataset.resizer import Resizer as make
+class _NoSwap:
+    """Stands in for img2dataset's SuppressStdoutStderr (see ``Resizer``)."""
 
-    return make(*args, **kwargs)
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+def Resizer(*args, **kwargs):  # noqa: N802 - stands for the class
+    """An img2dataset.resizer.Resizer that can run in many threads at once.
+
+    Its ``SuppressStdoutStderr`` points the process's fds 1 and 2 at /dev/null around each call, so
+    overlapping calls race (one can restore the other's /dev/null for good) and had to be serialized,
+    which made resizing single-threaded. It only hides libjpeg's warnings about damaged files, and
+    ``media.images`` hands cv2 nothing but files it checked to be complete (or a BMP it wrote), so the
+    swap is replaced by a no-op in this process: resizes run in parallel and our own stderr (progress
+    lines) is never swallowed."""
+    import img2dataset.resizer as module
+
+    module.SuppressStdoutStderr = _NoSwap
+    return module.Resizer(*args, **kwargs)

@@ -240,3 +240,26 @@ def test_plain_rgb_png_passes_through_the_completeness_check():
 
     image, drop = ImageProcessor(ImageConfig(image_size=64))(make_png(320, 320, seed=5))
     assert drop is None and (image.original_width, image.original_height) == (320, 320)
+
+
+def test_resizes_run_in_parallel_threads_and_leave_stdout_and_stderr_alone():
+    """16 threads resizing at once give the serial results, and fds 1 and 2 still point where they did
+    (img2dataset's own fd swap, which made this unsafe, is not used)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+
+    from clipcurate.pipeline.media import draw
+    from clipcurate.pipeline.media.images import ImageConfig, ImageProcessor
+
+    rng = np.random.default_rng(5)
+    raws = [draw.encode_jpeg(draw.make_image(draw.LABELS[i % len(draw.LABELS)], rng, 300)) for i in range(64)]
+    processor = ImageProcessor(ImageConfig(image_size=64))
+    before = [os.fstat(fd) for fd in (1, 2)]
+    serial = [processor(r)[0].data for r in raws]
+    with ThreadPoolExecutor(16) as pool:
+        parallel = [p[0].data for p in pool.map(processor, raws * 4)]
+    assert parallel == serial * 4
+    after = [os.fstat(fd) for fd in (1, 2)]
+    assert [(s.st_dev, s.st_ino) for s in after] == [(s.st_dev, s.st_ino) for s in before]

@@ -9,16 +9,14 @@ rotation, 16-bit, CMYK, palette, alpha, grey, animation, GIF/TIFF/...) is
 decoded by Pillow, made 8-bit RGB (alpha over white, first frame) and handed
 over as an uncompressed BMP.
 
-img2dataset's ``Resizer`` silences C-level output by swapping the process's
-stdout/stderr file descriptors, which is not thread-safe (two overlapping
-calls can leave stdout pointing at /dev/null), so calls into it are
-serialized by a process-wide lock.
+img2dataset's ``Resizer`` runs in the download threads in parallel: the
+file-descriptor swap it uses to silence libjpeg is not thread-safe, and
+``pipeline.imports`` replaces it (see there why nothing is lost).
 """
 from __future__ import annotations
 
 import hashlib
 import io
-import threading
 from dataclasses import dataclass
 from typing import Optional
 
@@ -33,7 +31,6 @@ RESIZE_MODES = ("no", "keep_ratio", "keep_ratio_largest", "center_crop", "border
 ENCODE_FORMATS = ("jpg", "png", "webp")
 _PASS_THROUGH_FORMATS = ("JPEG", "PNG", "WEBP")
 _EXIF_ORIENTATION = 0x0112
-_RESIZER_LOCK = threading.Lock()  # process-wide: Resizer swaps the process's stdout/stderr fds, not thread-safe
 
 
 @dataclass(frozen=True)
@@ -94,8 +91,7 @@ class ImageProcessor:
             ready = self._prepare(raw)
         except _Reject as rej:
             return None, rej.drop
-        with _RESIZER_LOCK:
-            data, width, height, orig_w, orig_h, err = self._resizer(io.BytesIO(ready))
+        data, width, height, orig_w, orig_h, err = self._resizer(io.BytesIO(ready))
         if err is not None:
             reason = "decode_error" if "decod" in err.lower() else "resize_error"
             return None, Drop(reason, err)
