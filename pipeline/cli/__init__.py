@@ -21,6 +21,7 @@ COMMANDS = {
     "textness": ("clipcurate.pipeline.cli.textness", "train a model's textness probe once and save it beside the model"),
     "report": ("clipcurate.pipeline.cli.report", "render OUT/report.html again from an output folder"),
     "demo": ("clipcurate.pipeline.cli.demo", "run the whole product on a generated seed set and web"),
+    "distill": ("clipcurate.pipeline.cli.distill", "train a small, fast student scorer to match any CLIP on curated shards"),
 }
 
 
