@@ -1,7 +1,7 @@
 """The whole pipeline: one RunConfig in, one Beam pipeline of composite transforms out.
 
-    ingest -> normalize -> dedup(url, caption) -> language -> prompts
-      -> download+resize -> dedup(image) -> [CLIP score -> select] -> write shards
+    ingest -> normalize -> dedup(url, caption) -> [url blocklist, language, prompts, caption quality on
+      batches] -> download+resize -> dedup(image) -> [CLIP score -> select] -> write shards
     every stage's rejects -> write rejects
 
 A metadata-only run (``until``) keeps the stages up to the one named and writes the surviving rows
@@ -22,14 +22,15 @@ from clipcurate.filters.language import LanguageConfig
 from clipcurate.filters.normalize import NormalizeConfig
 from clipcurate.filters.prompts import PromptConfig
 from clipcurate.filters.quality import QualityConfig
+from clipcurate.pipeline.stages.captions import CaptionStages
 from clipcurate.pipeline.stages.curate import Balance, caption_quality, hash_blocklist, image_quality, url_blocklist
 from clipcurate.pipeline.stages.dedup.exact import DedupImages, DedupPairs
 from clipcurate.pipeline.stages.download import Download, DownloadConfig
 from clipcurate.pipeline.sources.tables import Ingest, IngestConfig
-from clipcurate.pipeline.stages.language import IdentifyLanguage
+from clipcurate.pipeline.stages.language import identify_language, write_uncertain
 from clipcurate.pipeline.stages.dedup.near import NearDedup, NearDedupConfig
 from clipcurate.pipeline.stages.normalize import Normalize
-from clipcurate.pipeline.stages.prompts import MakePrompts
+from clipcurate.pipeline.stages.prompts import make_prompts
 from clipcurate.pipeline.sinks.input_count import WriteInputCount, read_input_count
 from clipcurate.pipeline.sinks.pairs import WritePairs
 from clipcurate.pipeline.sinks.rejects import WriteRejects
@@ -93,14 +94,13 @@ def build(p: beam.Pipeline, config: RunConfig):
     _ = (tuple(sources + rejects) | "InputElements" >> beam.Flatten()
          | "CountInput" >> WriteInputCount(config.write.output_dir))
 
-    stages = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
-    if config.blocklist.url_files:
-        stages.append(("BlockUrls", url_blocklist(config.blocklist)))
-    stages += [("Language", IdentifyLanguage(config.language, config.write.output_dir)),
-               ("Prompts", MakePrompts(config.prompts))]
+    # per-row stages, then the caption steps on batches (one stage, ``captions``), then the image stages
+    first = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
+    steps = [url_blocklist(config.blocklist)] if config.blocklist.url_files else []
+    steps += [identify_language(config.language), make_prompts(config.prompts)]
     if config.quality.checks_captions:
-        stages.append(("CaptionQuality", caption_quality(config.quality)))
-    stages += [("Download", Download(config.download)), ("DedupImages", DedupImages())]
+        steps.append(caption_quality(config.quality))
+    stages = [("Download", Download(config.download)), ("DedupImages", DedupImages())]
     if config.blocklist.hash_files:
         stages.append(("BlockHashes", hash_blocklist(config.blocklist)))
     if config.quality.checks_images:
@@ -121,8 +121,19 @@ def build(p: beam.Pipeline, config: RunConfig):
         stages.append(("Balance", Balance(config.balance)))
 
     if config.until is not None:
-        stages = [(label, stage) for label, stage in stages if label in UNTIL[config.until]]
+        first = [(label, stage) for label, stage in first if label in UNTIL[config.until]]
+        steps = [step for step in steps if step.label in UNTIL[config.until]]
+        stages = []
     rows = raw
+    for label, stage in first:
+        rows, bad = rows | label >> stage
+        rejects.append(bad)
+    out_dir = config.write.output_dir
+    counted = any(step.count is not None for step in steps)  # the language step, with languages asked for
+    batches, bad = rows | "Captions" >> CaptionStages(
+        steps, on_count=(lambda n: write_uncertain(n, out_dir)) if counted else None)
+    rejects.append(bad)
+    rows = batches | "Unbatch" >> beam.FlatMap(lambda batch: batch) if stages else batches
     for label, stage in stages:
         rows, bad, *rule = rows | label >> stage  # only Select has a third output: its rule
         rejects.append(bad)
@@ -130,8 +141,8 @@ def build(p: beam.Pipeline, config: RunConfig):
             _ = rule[0] | "WriteSelection" >> WriteSelection(config.write.output_dir)
 
     if config.until is not None:
-        sizes = rows | "WritePairs" >> WritePairs(config.write.output_dir, UNTIL_FIELDS[config.until],
-                                                  config.write.extra_fields)
+        sizes = batches | "WritePairs" >> WritePairs(config.write.output_dir, UNTIL_FIELDS[config.until],
+                                                     config.write.extra_fields)
     else:
         sizes = rows | "WriteShards" >> WriteShards(config.write)
     counts = tuple(rejects) | "AllRejects" >> beam.Flatten() | "WriteRejects" >> WriteRejects(config.write)

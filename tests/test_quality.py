@@ -13,6 +13,7 @@ from apache_beam.testing.util import assert_that, equal_to
 from clipcurate.filters.blocklist import BlocklistConfig, BlocklistError, HashBlocklist, UrlBlocklist, check_config
 from clipcurate.filters.normalize import normalize_url
 from clipcurate.filters.quality import CaptionQuality, ImageQuality, QualityConfig
+from clipcurate.pipeline.stages.captions import CaptionStages
 from clipcurate.pipeline.stages.curate import caption_quality, hash_blocklist, image_quality, url_blocklist
 
 DATACOMP = QualityConfig(min_short_side=200, max_aspect_ratio=3.0, min_words=3, max_words=50)
@@ -62,7 +63,8 @@ def test_quality_stages_route_rejects_with_stage_and_reason():
     caption_rows = [{"key": f"c{i}", "caption": c} for i, c in enumerate(["dog", "a red dog", "a small red dog"])]
     image_rows = [image_row("ok", 400, 300), image_row("small", 100, 100), image_row("wide", 900, 250)]
     with TestPipeline() as p:
-        kept, rejects = p | "Captions" >> beam.Create(caption_rows) | "CQ" >> caption_quality(DATACOMP)
+        batches, rejects = p | "Captions" >> beam.Create(caption_rows) | "CQ" >> CaptionStages([caption_quality(DATACOMP)])
+        kept = batches | "Unbatch" >> beam.FlatMap(lambda batch: batch)
         assert_that(kept | "CK" >> beam.Map(lambda r: r["key"]), equal_to(["c1", "c2"]), label="CaptionKept")
         assert_that(rejects | "CR" >> beam.Map(lambda r: (r["key"], r["stage"], r["reason"])),
                     equal_to([("c0", "quality", "caption_word_count")]), label="CaptionRejects")
@@ -129,7 +131,8 @@ def test_blocklist_stages(tmp_path):
              "sha256": hashlib.sha256(k.encode() if k != "hashed" else blocked_bytes).hexdigest(),
              "md5": "0" * 32} for k in ("bad", "hashed", "fine")]
     with TestPipeline() as p:
-        kept, url_rejects = p | beam.Create(rows) | "Urls" >> url_blocklist(config)
+        batches, url_rejects = p | beam.Create(rows) | "Urls" >> CaptionStages([url_blocklist(config)])
+        kept = batches | "Unbatch" >> beam.FlatMap(lambda batch: batch)
         kept, hash_rejects = kept | "Hashes" >> hash_blocklist(config)
         assert_that(kept | "K" >> beam.Map(lambda r: r["key"]), equal_to(["fine"]), label="Kept")
         assert_that(url_rejects | "U" >> beam.Map(lambda r: (r["key"], r["stage"], r["reason"])),

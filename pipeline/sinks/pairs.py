@@ -1,10 +1,12 @@
 """Write the rows that survived a metadata-only run (``run --until STAGE``): OUT/pairs/NNNNN.parquet.
 
-Each file is a key range (``RangeParts``: about ``rows_per_file`` rows), sorted by key, with the
+Each file is a key range (``key_range``: about ``rows_per_file`` rows), sorted by key, with the
 input's columns and the fields the stages that ran added (``schemas.records``): the table a user
 filters before downloading anything, as LAION and DataComp users do first.
 """
 from __future__ import annotations
+
+import math
 
 import apache_beam as beam
 import pyarrow as pa
@@ -13,7 +15,7 @@ from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
 from clipcurate.pipeline.sinks.arrow import to_table
-from clipcurate.pipeline.stages.base import RangeParts, Timer
+from clipcurate.pipeline.stages.base import Timer, key_range
 from clipcurate.schemas.layout import PAIRS
 from clipcurate.schemas.records import fields_after
 
@@ -32,8 +34,8 @@ class _WritePart(beam.DoFn):
         self.timer = Timer("write")
 
     def process(self, item):
-        part, rows = item
-        rows = sorted(rows, key=lambda r: r["key"])
+        part, lists = item
+        rows = sorted((row for rows in lists for row in rows), key=lambda r: r["key"])
         self.timer.count(len(rows))
         with self.timer:
             write_table(fs.join(self.output_dir, PAIRS, f"{part:05d}.parquet"), to_table(rows, self.schema),
@@ -48,9 +50,22 @@ class WritePairs(beam.PTransform):
         self.output_dir, self.stage, self.extra = output_dir, stage, extra_fields
         self.rows_per_file, self.row_group_rows = rows_per_file, row_group_rows
 
-    def expand(self, rows):
+    def expand(self, batches):
+        """``batches``: lists of rows (the caption stages' output). Each batch is cut by key range into
+        one list per part, so the shuffle moves a few lists per batch, not one element per row."""
         schema = pairs_schema(self.stage, self.extra)
-        return (rows
-                | "Part" >> RangeParts(self.rows_per_file)
+        n = self.rows_per_file
+        total = batches | "Rows" >> beam.Map(len) | "Total" >> beam.CombineGlobally(sum)
+        return (batches
+                | "Part" >> beam.FlatMap(lambda rows, t: split_by_part(rows, max(1, math.ceil(t / n))),
+                                         beam.pvalue.AsSingleton(total))
                 | "GroupPart" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(_WritePart(self.output_dir, schema, self.row_group_rows)))
+
+
+def split_by_part(rows: list, parts: int) -> list:
+    """[(part, rows of that part)] for one batch, parts by key range (``key_range``)."""
+    found: dict = {}
+    for row in rows:
+        found.setdefault(key_range(row["key"], parts), []).append(row)
+    return sorted(found.items())

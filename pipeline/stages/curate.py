@@ -1,9 +1,11 @@
 """Curation stages: caption/image quality, URL/hash blocklists, metadata balancing.
 
-Each is a composite PTransform returning ``(main, rejects)``. The filters
-live in ``clipcurate.filters``; ``FilterStage`` turns any of them into a stage
-and builds it once per worker (in the DoFn's setup), so blocklists and entry
-lists are read once per worker, not per row.
+Each is a composite PTransform returning ``(main, rejects)``, or, for the
+checks of captions and URLs, a step of the caption stages (``captions``: run
+on batches before download). The filters live in ``clipcurate.filters``;
+``FilterStage`` / ``filter_step`` turn any of them into a stage or a step and
+build it once per worker, so blocklists and entry lists are read once per
+worker, not per row.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from clipcurate.filters.base import reject_row
 from clipcurate.filters.blocklist import BlocklistConfig, HashBlocklist, UrlBlocklist
 from clipcurate.filters.quality import CaptionQuality, ImageQuality, QualityConfig
 from clipcurate.pipeline.stages.base import REJECTS, RowCheckDoFn, Timer, split
+from clipcurate.pipeline.stages.captions import CaptionStep, per_row
 
 
 class FilterStage(beam.PTransform):
@@ -38,9 +41,18 @@ class FilterStage(beam.PTransform):
         return split(rows, "Check", RowCheckDoFn(self.stage, build))
 
 
-def caption_quality(config: QualityConfig) -> FilterStage:
-    """Caption word-count bounds (``caption_word_count``); before download."""
-    return FilterStage("quality", CaptionQuality, config)
+def filter_step(label: str, stage: str, make: Callable[[object], object], config) -> CaptionStep:
+    """A filter of ``clipcurate.filters`` as a step of the caption stages (batches, before download)."""
+    def build():
+        check = make(config).check
+        return lambda row: (row, check(row))
+
+    return CaptionStep(label, stage, per_row(build))
+
+
+def caption_quality(config: QualityConfig) -> CaptionStep:
+    """Caption word-count bounds (``caption_word_count``); a caption step, before download."""
+    return filter_step("CaptionQuality", "quality", CaptionQuality, config)
 
 
 def image_quality(config: QualityConfig) -> FilterStage:
@@ -48,9 +60,9 @@ def image_quality(config: QualityConfig) -> FilterStage:
     return FilterStage("quality", ImageQuality, config)
 
 
-def url_blocklist(config: BlocklistConfig) -> FilterStage:
-    """Listed URLs (``blocked_url``); after normalize, before download."""
-    return FilterStage("blocklist", UrlBlocklist.from_config, config)
+def url_blocklist(config: BlocklistConfig) -> CaptionStep:
+    """Listed URLs (``blocked_url``); a caption step, after pair dedup, before download."""
+    return filter_step("BlockUrls", "blocklist", UrlBlocklist.from_config, config)
 
 
 def hash_blocklist(config: BlocklistConfig) -> FilterStage:

@@ -5,13 +5,11 @@ from __future__ import annotations
 import json
 from typing import Optional
 
-import apache_beam as beam
-
 from clipcurate.filters.language import LanguageConfig, LanguageFilter, LanguageIdentifier, row_hints
 from clipcurate.filters.prompts import clean_label, is_label_like
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import atomic_write
-from clipcurate.pipeline.stages.base import BatchCheckDoFn, split
+from clipcurate.pipeline.stages.captions import CaptionStep
 
 UNCERTAIN_NAME = "_language_uncertain.json"  # beside the outputs; read and removed by the launcher
 
@@ -52,24 +50,9 @@ def read_uncertain_count(out: str) -> Optional[int]:
     return total
 
 
-class IdentifyLanguage(beam.PTransform):
-    """rows -> (kept rows, rejects). With ``count_dir`` and languages asked for, the number of rows kept
-    on doubt (best guess not among them: ``LanguageFilter.uncertain``) is written there as
-    ``_language_uncertain.json``, by a combiner (no metrics: the dask runner has none)."""
-
-    def __init__(self, config: LanguageConfig, count_dir: Optional[str] = None):
-        super().__init__()
-        self.config = config
-        self.count_dir = count_dir
-
-    def expand(self, rows):
-        config = self.config
-        batches = rows | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=2048)
-        kept, rejects = split(batches, "Identify", BatchCheckDoFn("language", lambda: _Identify(config)))
-        if self.count_dir is not None and config.languages is not None:
-            uncertain = LanguageFilter(config).uncertain
-            _ = (kept
-                 | "Uncertain" >> beam.Map(lambda row: int(uncertain(row)))
-                 | "SumUncertain" >> beam.CombineGlobally(sum)
-                 | "WriteUncertain" >> beam.Map(write_uncertain, self.count_dir))
-        return kept, rejects
+def identify_language(config: LanguageConfig) -> CaptionStep:
+    """A caption step (``captions``): every row gets ``language`` and ``language_score``; with languages
+    asked for, rows surely in another are dropped and the rows kept on doubt (best guess not among
+    them: ``LanguageFilter.uncertain``) are counted (``write_uncertain``)."""
+    count = LanguageFilter(config).uncertain if config.languages is not None else None
+    return CaptionStep("Language", "language", lambda: _Identify(config), count=count)
