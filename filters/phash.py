@@ -36,7 +36,11 @@ def phash_int(image: bytes) -> int:
             background = Image.new("RGBA", img.size, (255, 255, 255, 255))
             img = Image.alpha_composite(background, img)
         small = img.convert("L").resize((SIZE, SIZE), Image.Resampling.BOX)
-    pixels = np.asarray(small, dtype=np.float64)
+    return phash_of_pixels(np.asarray(small, dtype=np.float64))
+
+
+def phash_of_pixels(pixels: np.ndarray) -> int:
+    """The pHash of a SIZE x SIZE grey picture (floats)."""
     d = _dct_matrix()
     low = (d @ pixels @ d.T)[:LOW, :LOW].ravel()
     bits = low > np.median(low[1:])

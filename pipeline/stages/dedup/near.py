@@ -1,26 +1,37 @@
-"""Near-duplicate images: perceptual hashes within a small Hamming distance.
+"""Near-duplicate images: candidates by perceptual hashes, then a confirmation on small thumbnails.
 
-Every row gets ``phash`` (16 hex digits, see ``filters.phash``). Rows with the
-same hash fold into their best one; the distinct hashes meet in band values
-(multi-index hashing, ``NearDecisions``): the 64 bits in ``bands`` bands, two
-hashes within ``max_distance`` bits differ by at most ``max_distance // bands``
-bits in some band, and each hash probes those band values, so every close pair
-is compared without comparing all rows with all rows, and a band value's work
-is capped. Only small summaries (id, hash, preference) are grouped, never the
-images.
+Every row gets ``phash`` (16 hex digits) and, while this stage runs, a fingerprint
+(``filters.near_print``): 8 keys (64-bit pHashes of the content, of it with a plain frame trimmed,
+of its centre 90% and 80% and of its four 90% corners) and a 32 x 32 colour thumbnail (3 KB).
 
-Which row stays: rows are ranked by the longest caption (characters), then
-the larger original image (pixels), then input order (``source_file``,
-``source_row``, ``key``). A row is dropped as ``near_duplicate_image`` when
-some better-ranked row lies within the distance; each band emits such
-"X is dominated by Y" decisions, the decisions are grouped by row, and a row
-with none is kept, exactly once. The message names the best-ranked close
-row. The rule is local, not transitive: in a chain A ~ B ~ C (A best, A not
-close to C) both B and C are dropped, since C's better neighbour B exists,
-even though B is dropped too (SemDeDup's rule as well).
+1. Candidates: two rows are candidates when some key of one lies within ``max_distance`` bits of
+   some key of the other. Rows with the same fingerprint fold into their best one; the distinct
+   fingerprints meet in band values (multi-index hashing: the 64 bits of each key in ``bands``
+   bands, two keys within the distance share a band value or, with probes, lie within
+   ``max_distance // bands`` bits in one), so every close pair is compared without comparing all
+   rows with all rows. Band entries carry only (fingerprint id, key): no pictures, no captions.
+2. Confirmation: each candidate pair (deduplicated) joins the two thumbnails by fingerprint id and
+   is confirmed or not by ``near_print.same_picture`` (alignment for crops and borders, colour
+   correlation, the inner part, the worst block: see there). Only confirmed pairs count. When both
+   rows carry a ``label`` (a bare-label caption made a prompt, or a labelled source) and the labels
+   differ, the stricter ``label_rule`` must hold: a label is only lost for a picture that is
+   plainly the same.
+
+Which row stays: rows are ranked by the longest caption (characters), then the larger original
+image (pixels), then input order (``source_file``, ``source_row``, ``key``). A row is dropped as
+``near_duplicate_image`` when some better-ranked row is a confirmed near-duplicate of it (rows of
+one fingerprint are confirmed by being equal); the best such row is named in the message. The rule
+is local, not transitive: in a chain A ~ B ~ C (A best, A not close to C) both B and C are dropped,
+since C's better neighbour B exists, even though B is dropped too (SemDeDup's rule as well).
+
+Caps (bounded work per row, whatever the skew): a band value compares at most ``max_group``
+entries (the first by fingerprint id, a pseudo-random choice) and each entry keeps at most
+``max_candidates`` nearest candidates there; past either cap some close pairs are not seen and
+both rows are kept (never a wrong drop).
 """
 from __future__ import annotations
 
+import hashlib
 import itertools
 import math
 import typing
@@ -31,7 +42,8 @@ import apache_beam as beam
 import numpy as np
 
 from clipcurate.filters.base import reject_row
-from clipcurate.filters.phash import BITS, band_keys, band_widths, phash
+from clipcurate.filters.near_print import Rule, fingerprint, key_distance, same_picture
+from clipcurate.filters.phash import BITS, band_keys, band_widths
 from clipcurate.schemas.records import input_order, where
 from clipcurate.pipeline.stages.base import REJECTS, RowCheckDoFn, split
 
@@ -46,7 +58,10 @@ class NearDedupConfig:
                             # bits in some band, and those band values are probed (none for distance < 8).
                             # 4 bands (16 bits, 1-bit probes for distance 4..7): 256x smaller band values for
                             # runs past a million distinct hashes, at 8.5x the elements (68 a hash, not 8)
-    max_group: int = 5000   # candidates compared per band value, at most (the cap: see NearDecisions)
+    max_group: int = 5000   # entries compared per band value, at most (the cap: see NearDecisions)
+    max_candidates: int = 32  # candidates an entry keeps per band value, at most (the nearest)
+    rule: Rule = Rule()     # the confirmation (filters.near_print.Rule)
+    label_rule: Rule = Rule(min_alike=0.98, min_centre=0.97, max_residual=0.4)  # when the two rows' labels differ
 
     def __post_init__(self):
         if not 1 <= self.bands <= BITS:
@@ -56,8 +71,8 @@ class NearDedupConfig:
         if probes_per_band(self.bands, self.max_distance) > MAX_PROBES:
             raise ValueError(f"--near-dedup-distance {self.max_distance} with {self.bands} bands probes too many band "
                              f"values per hash (> {MAX_PROBES}): use more bands")
-        if self.max_group < 2:
-            raise ValueError("max_group must be >= 2")
+        if self.max_group < 2 or self.max_candidates < 1:
+            raise ValueError("max_group must be >= 2 and max_candidates >= 1")
 
     @property
     def radius(self) -> int:
@@ -141,21 +156,34 @@ class ApplyDecisions(beam.PTransform):
 
 # --- near duplicates ----------------------------------------------------------------------------
 
-def _with_phash(row: dict):
-    return dict(row, phash=phash(row["image"])), None
+# a summary: (row_id, keys, preference, description, thumbnail bytes, label or None)
+ID, KEYS, PREF, DESC, THUMB, LABEL = range(6)
+
+
+def _with_print(row: dict):
+    size = (row.get("original_width"), row.get("original_height"))
+    fp = fingerprint(row["image"], size if all(size) else None)
+    return dict(row, phash=fp.phash, near_print=(fp.keys, fp.thumb)), None
 
 
 def summary(row: dict) -> tuple:
-    return (row_id(row), int(row["phash"], 16), preference(row), describe(row))
+    keys, thumb = row["near_print"]
+    return (row_id(row), keys, preference(row), describe(row), thumb, row.get("label") or None)
 
 
-def _better(a: tuple, b: tuple | None) -> tuple:
-    """Of two summaries, the better-ranked (smaller preference)."""
-    return a if b is None or a[2] < b[2] else b
+def _without_print(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k != "near_print"}
+
+
+def print_id(s: tuple) -> str:
+    """Rows with the same fingerprint (keys and thumbnail) share this id."""
+    h = hashlib.blake2b(s[THUMB], digest_size=8)
+    h.update(b"".join(k.to_bytes(8, "big") for k in s[KEYS]))
+    return h.hexdigest()
 
 
 def _best(summaries) -> tuple:
-    return min(summaries, key=lambda x: x[2])
+    return min(summaries, key=lambda x: x[PREF])
 
 
 def _flips(value: int, width: int, radius: int) -> Iterator[int]:
@@ -168,81 +196,129 @@ def _flips(value: int, width: int, radius: int) -> Iterator[int]:
             yield v
 
 
-def band_entries(rep: tuple, bands: int, radius: int) -> Iterator[tuple[str, tuple]]:
-    """A distinct hash's representative under its band values ("m": members) and, within the radius,
-    the neighbouring band values it probes ("p")."""
+def band_entries(pid: str, keys: Iterable[int], bands: int, radius: int) -> Iterator[tuple[str, tuple]]:
+    """A fingerprint's distinct keys under their band values ("m": members) and, within the radius,
+    the neighbouring band values they probe ("p")."""
     widths = band_widths(bands)
-    for (b, value), width in zip(band_keys(rep[1], bands), widths):
-        yield f"{b}:{value:x}", ("m", rep)
-        if radius:
-            for v in itertools.islice(_flips(value, width, radius), 1, None):
-                yield f"{b}:{v:x}", ("p", rep)
+    for key in sorted(set(keys)):
+        for (b, value), width in zip(band_keys(key, bands), widths):
+            yield f"{b}:{value:x}", ("m", pid, key)
+            if radius:
+                for v in itertools.islice(_flips(value, width, radius), 1, None):
+                    yield f"{b}:{v:x}", ("p", pid, key)
 
 
-def band_neighbours(entries: Iterable[tuple], max_distance: int, max_group: int) -> Iterator[tuple[str, tuple]]:
-    """Within one band value: (hash, best representative of another hash within the distance) for every
-    hash that has one here. Members are compared with members and probes; at most ``max_group`` of each
-    (the best-ranked) are compared, so a crowded band value costs a bounded amount of work."""
-    members, probes = [], []
-    for kind, rep in entries:
-        (members if kind == "m" else probes).append(rep)
+def band_pairs(entries: Iterable[tuple], max_distance: int, max_group: int,
+               max_candidates: int) -> Iterator[tuple[str, str]]:
+    """Within one band value: (id, id) of the fingerprints with keys within the distance (smaller id
+    first, each pair once). Members are compared with members and probes; at most ``max_group`` of
+    each (the first by id) and, for each entry, its ``max_candidates`` nearest."""
+    members, probes = set(), set()
+    for kind, pid, key in entries:
+        (members if kind == "m" else probes).add((pid, key))
     if not members or len(members) + len(probes) < 2:
         return
-    members = sorted(members, key=lambda r: r[2])[:max_group]
-    probes = sorted(probes, key=lambda r: r[2])[:max_group]
-    found: dict[int, tuple] = {}
-    m_hash = np.array([r[1] for r in members], dtype=np.uint64)
+    members = sorted(members)[:max_group]
+    probes = sorted(probes - set(members))[:max_group]
+    m_id = [pid for pid, _ in members]
+    m_key = np.array([key for _, key in members], dtype=np.uint64)
+    found: set[tuple[str, str]] = set()
     step = max(1, BLOCK_PAIRS // len(members))  # rows of a side compared at once: bounded memory
     for side in (members, probes):
         if not side:
             continue
-        s_hash = np.array([r[1] for r in side], dtype=np.uint64)
+        s_key = np.array([key for _, key in side], dtype=np.uint64)
         for start in range(0, len(side), step):
-            block = s_hash[start:start + step]
-            near = (np.bitwise_count(block[:, None] ^ m_hash[None, :]) <= max_distance) & (block[:, None] != m_hash[None, :])
-            for a, b in zip(*np.nonzero(near)):
-                x, y = side[start + int(a)], members[int(b)]
-                found[x[1]] = _better(y, found.get(x[1]))
-                found[y[1]] = _better(x, found.get(y[1]))
-    for value, best in found.items():
-        yield f"{value:016x}", best  # hex keys: a 64-bit unsigned int is beyond Beam's int coder
+            dist = np.bitwise_count(s_key[start:start + step, None] ^ m_key[None, :]).astype(np.int64)
+            for a in range(dist.shape[0]):
+                x = side[start + a][0]
+                near = np.flatnonzero(dist[a] <= max_distance)
+                near = [j for j in near if m_id[j] != x]
+                if len(near) > max_candidates:
+                    near = sorted(near, key=lambda j: (dist[a, j], m_id[j]))[:max_candidates]
+                for j in near:
+                    y = m_id[j]
+                    found.add((x, y) if x < y else (y, x))
+    yield from sorted(found)
 
 
-def _message(dominator: tuple, value: int) -> tuple:
-    d = (dominator[1] ^ value).bit_count()
-    return dominator[2], f"near-duplicate of {dominator[3]}: perceptual hashes {d} bits apart"
+def _light(s: tuple, distance: int, alike: float) -> tuple:
+    """What a decision needs of a neighbour: (preference, description, key distance, alikeness)."""
+    return s[PREF], s[DESC], distance, alike
+
+
+def _carry_first(item) -> Iterator[tuple[str, tuple]]:
+    """For the first fingerprint of candidate pairs: its summary, sent to each other one (once)."""
+    _, grouped = item
+    rep = next(iter(grouped["rep"]), None)
+    if rep is None:
+        return
+    for other in sorted(set(grouped["other"])):
+        yield other, rep
+
+
+def _labels_differ(a: tuple, b: tuple) -> bool:
+    return bool(a[LABEL] and b[LABEL] and a[LABEL].strip().lower() != b[LABEL].strip().lower())
+
+
+def _confirm(item, rule: Rule, label_rule: Rule) -> Iterator[tuple[str, tuple]]:
+    """For the second fingerprint of candidate pairs: every pair the confirmation holds for, both ways."""
+    pid, grouped = item
+    rep = next(iter(grouped["rep"]), None)
+    firsts = sorted(grouped["other"], key=lambda s: s[ID])
+    if rep is None or not firsts:
+        return
+    ok, sims = same_picture([s[THUMB] for s in firsts], [rep[THUMB]] * len(firsts), rule)
+    strict = label_rule.holds(sims)
+    for first, good, sure, sim in zip(firsts, ok, strict, sims):
+        if good and (sure or not _labels_differ(first, rep)):
+            d = key_distance(first[KEYS], rep[KEYS])
+            alike = round(float(sim[0]), 4)
+            yield print_id(first), _light(rep, d, alike)
+            yield pid, _light(first, d, alike)
+
+
+def _best_light(lights) -> tuple:
+    return min(lights, key=lambda x: x[0])
+
+
+def _message(dominator: tuple) -> tuple:
+    return dominator[0], (f"near-duplicate of {dominator[1]}: keys {dominator[2]} bits apart, "
+                          f"thumbnails {dominator[3]:.3f} alike")
 
 
 def _row_decisions(item) -> Iterator[tuple[str, tuple]]:
-    """For one distinct hash: each of its rows that a better-ranked row lies close to, with the best such row.
+    """For one fingerprint: each of its rows that a better-ranked row is a confirmed near-duplicate of,
+    with the best such row.
 
-    The hash's best row (``rep``) is dominated by its best neighbour of another hash when that one ranks
-    better; every other row of the hash is dominated by the better of ``rep`` and that neighbour.
+    The fingerprint's best row (``rep``) is dominated by its best confirmed neighbour when that one
+    ranks better; every other row of it (the same fingerprint) by the better of ``rep`` and that one.
     """
-    key, grouped = item
-    value = int(key, 16)
-    neighbour = min(grouped["neighbours"], key=lambda r: r[2], default=None)
-    rep = next(iter(grouped["rep"]))  # joined, so a hash's rows are only iterated once, never held
+    _, grouped = item
+    neighbour = min(grouped["neighbours"], key=lambda r: r[0], default=None)
+    rep = next(iter(grouped["rep"]))  # joined, so a fingerprint's rows are only iterated once, never held
+    same = _light(rep, 0, 1.0)
     for r in grouped["rows"]:
-        if r[0] == rep[0]:
+        if r[ID] == rep[ID]:
             dominator = neighbour
         else:
-            dominator = rep if neighbour is None else _better(neighbour, rep)
-        if dominator is not None and dominator[2] < r[2]:
-            yield r[0], _message(dominator, value)
+            dominator = same if neighbour is None or same[0] < neighbour[0] else neighbour
+        if dominator is not None and dominator[0] < r[PREF]:
+            yield r[ID], _message(dominator)
 
 
 class NearDecisions(beam.PTransform):
-    """Summaries (row_id, hash, preference, description) -> (row_id, (dominator preference, message)).
+    """Summaries (row_id, keys, preference, description, thumbnail, label) -> (row_id, (dominator
+    preference, message)).
 
-    1. Rows with the same hash fold into their best one (a combiner: a placeholder picture under a
-       million URLs is one representative, not a million-row group).
-    2. Representatives meet in band values (multi-index hashing: ``bands`` bands, each probed within
-       ``max_distance // bands`` bits, so every pair within the distance meets in some band value).
-       A band value compares at most ``max_group`` members and as many probes, the best-ranked: in a
-       band value more crowded than that, some close pairs of lower-ranked pictures are not seen and
-       both are kept (never a wrong drop).
-    3. Each hash's best neighbour joins its rows by hash: the decisions are those of comparing every
+    1. Rows with the same fingerprint fold into their best one (a combiner: a placeholder picture
+       under a million URLs is one representative, not a million-row group).
+    2. Representatives' keys meet in band values (multi-index hashing); each band value yields the
+       pairs of fingerprints with keys within ``max_distance`` (capped: ``max_group`` entries,
+       ``max_candidates`` per entry).
+    3. Each pair joins its first fingerprint's summary, then its second's, and is confirmed on the
+       two thumbnails; confirmed pairs give each side its best neighbour.
+    4. Each fingerprint's best neighbour joins its rows: the decisions are those of comparing every
        row with every other.
     """
 
@@ -252,17 +328,23 @@ class NearDecisions(beam.PTransform):
 
     def expand(self, summaries):
         c = self.config
-        by_hash = summaries | "ByHash" >> beam.Map(lambda s: (f"{s[1]:016x}", s))
-        reps = by_hash | "BestPerHash" >> beam.CombinePerKey(_best)
-        neighbours = (
+        by_print = summaries | "ByPrint" >> beam.Map(lambda s: (print_id(s), s))
+        reps = by_print | "BestPerPrint" >> beam.CombinePerKey(_best)
+        pairs = (
             reps
-            | "Bands" >> beam.FlatMap(lambda kv: band_entries(kv[1], c.bands, c.radius))
+            | "Bands" >> beam.FlatMap(lambda kv: band_entries(kv[0], kv[1][KEYS], c.bands, c.radius))
             | "GroupBand" >> beam.GroupByKey()
-            | "Close" >> beam.FlatMap(lambda kv: band_neighbours(kv[1], c.max_distance, c.max_group))
-            | "BestNeighbour" >> beam.CombinePerKey(_best)
+            | "Close" >> beam.FlatMap(lambda kv: band_pairs(kv[1], c.max_distance, c.max_group, c.max_candidates))
         )
-        return ({"rows": by_hash, "rep": reps, "neighbours": neighbours}
-                | "JoinHash" >> beam.CoGroupByKey()
+        firsts = ({"rep": reps, "other": pairs}
+                  | "JoinFirst" >> beam.CoGroupByKey()
+                  | "CarryFirst" >> beam.FlatMap(_carry_first))
+        neighbours = ({"rep": reps, "other": firsts}
+                      | "JoinSecond" >> beam.CoGroupByKey()
+                      | "Confirm" >> beam.FlatMap(_confirm, c.rule, c.label_rule)
+                      | "BestNeighbour" >> beam.CombinePerKey(_best_light))
+        return ({"rows": by_print, "rep": reps, "neighbours": neighbours}
+                | "JoinPrint" >> beam.CoGroupByKey()
                 | "Decide" >> beam.FlatMap(_row_decisions))
 
 
@@ -274,9 +356,10 @@ class NearDedup(beam.PTransform):
         self.config = config
 
     def expand(self, rows):
-        hashed, failed = split(rows, "Phash", RowCheckDoFn("image_dedup", lambda: _with_phash))
-        # typed Any: inferred as Tuple[str, int, ...], a 64-bit unsigned hash would overflow Beam's int coder
+        hashed, failed = split(rows, "Phash", RowCheckDoFn("image_dedup", lambda: _with_print))
+        # typed Any: inferred types would put 64-bit unsigned keys through Beam's (signed) int coder
         summaries = hashed | "Summarize" >> beam.Map(summary).with_output_types(typing.Any)
         decisions = summaries | "Decisions" >> NearDecisions(self.config)
-        kept, dropped = (hashed, decisions) | "Apply" >> ApplyDecisions("near_duplicate_image")
+        plain = hashed | "DropPrint" >> beam.Map(_without_print)
+        kept, dropped = (plain, decisions) | "Apply" >> ApplyDecisions("near_duplicate_image")
         return kept, (failed, dropped) | "AllRejects" >> beam.Flatten()
