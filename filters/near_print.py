@@ -178,11 +178,31 @@ def _tables():
         z = np.zeros((n, n), bool)
         z[rows, cols] = True
         zones.append(z)
-    keep = (~np.stack(zones)).reshape(len(zones), n * n).astype(np.float64)  # (Z, P): pixels compared
+    rim = np.ones((n, n), bool)
+    rim[RIM:n - RIM, RIM:n - RIM] = False  # a crop on the grid may leave a sliver of a frame, or cut one
+    keep = (~(np.stack(zones) | rim)).reshape(len(zones), n * n).astype(np.float64)  # (Z, q): pixels compared
     inner = round(THUMB * 0.15)
     centre = np.zeros((n, n))
     centre[inner:n - inner, inner:n - inner] = 1.0
-    return spans, keep, centre.reshape(-1)
+    return spans, keep, centre.reshape(-1), _blur(n, SOFT), _blur(n, BLUR)
+
+
+RIM = 2  # pixels along the edges left out of every comparison
+SOFT = 1.0  # pixels: the Gaussian both thumbnails are compared after
+BLUR = 0.8  # pixels: and the one the residual is taken after, on top (a copy's edges may be a pixel off)
+
+
+def _blur(n: int, sigma: float) -> np.ndarray:
+    """(n, n): a Gaussian blur of a length-n signal, edges mirrored."""
+    radius = int(3 * sigma + 0.5)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    taps /= taps.sum()
+    m = np.zeros((n, n))
+    for i in range(n):
+        for t, w in zip(range(i - radius, i + radius + 1), taps):
+            j = -t - 1 if t < 0 else (2 * n - t - 1 if t >= n else t)
+            m[i, j] += w
+    return m
 
 
 def thumbs(data: list[bytes]) -> np.ndarray:
@@ -196,7 +216,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 
 def _views(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(P, V, n, n, 3): crops of each ``a`` that best match its ``b`` by row and column profiles."""
-    spans, _, _ = _tables()
+    spans = _tables()[0]
     k, n, pairs = TOP_ALIGNMENTS, THUMB, len(a)
     col = _unit(a.mean(axis=(1, 3)) @ spans.transpose(0, 2, 1))  # (S, P, n): x profile of each crop of a
     row = _unit(a.mean(axis=(2, 3)) @ spans.transpose(0, 2, 1))
@@ -210,7 +230,7 @@ def _views(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def _zone_ncc(v: np.ndarray, b: np.ndarray) -> np.ndarray:
     """(P, V, Z): correlation of each view with its ``b`` over the pixels each zone leaves."""
-    _, keep, _ = _tables()
+    keep = _tables()[1]
     q = THUMB * THUMB
     v = v.reshape(v.shape[0], v.shape[1], q, 3)
     b = b.reshape(b.shape[0], 1, q, 3)
@@ -223,15 +243,21 @@ def _zone_ncc(v: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _standard(x: np.ndarray, weight: np.ndarray) -> np.ndarray:
-    """(P, q, 3) pixels standardized over the weighted ones: per-channel means, one deviation."""
+    """(P, Z, q, 3): the pixels ``x`` (P, 1, q, 3) standardized over each weighting (P, Z, q) (per-channel
+    means, one deviation), zero where the weight is."""
     w = weight[..., None]
-    m = (x * w).sum(axis=1, keepdims=True) / w.sum(axis=1, keepdims=True)
+    m = (x * w).sum(axis=2, keepdims=True) / w.sum(axis=2, keepdims=True)
     d = (x - m) * w
-    s = np.sqrt((d * d).sum(axis=(1, 2), keepdims=True) / (w.sum(axis=1, keepdims=True) * 3))
+    s = np.sqrt((d * d).sum(axis=(2, 3), keepdims=True) / (w.sum(axis=2, keepdims=True) * 3))
     return d / np.maximum(s, 1e-6)
 
 
 CHUNK = 64  # pairs compared at once (bounds the memory of the views)
+
+
+def _blurred(x: np.ndarray, blur: np.ndarray) -> np.ndarray:
+    """(..., n, n, 3) blurred along both axes."""
+    return np.einsum("ij,...jkc,lk->...ilc", blur, x, blur, optimize=True)
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -240,25 +266,30 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.concatenate([similarity(a[i:i + CHUNK], b[i:i + CHUNK]) for i in range(0, len(a), CHUNK)])
     if not len(a):
         return np.zeros((0, 3))
-    _, keep, centre = _tables()
+    _, keep, centre, soft, blur = _tables()
     pairs, q, nb = len(a), THUMB * THUMB, THUMB // 4
-    va = np.concatenate([a[:, None], _views(a, b)], axis=1)  # a as it is, and a cropped to b
-    vb = _views(b, a)                                       # b cropped to a
+    # a as it is and cropped to b, b cropped to a; all softened after (a crop resampled from 32 px is)
+    va = _blurred(np.concatenate([a[:, None], _views(a, b)], axis=1), soft)
+    vb = _blurred(_views(b, a), soft)
+    a, b = _blurred(a, soft), _blurred(b, soft)
     both = np.concatenate([_zone_ncc(va, b), _zone_ncc(vb, a)], axis=1)  # (P, V, Z)
     best = both.max(axis=2)
     view = best.argmax(axis=1)
     alike = best[np.arange(pairs), view]
     from_a = view < va.shape[1]
     x = np.where(from_a[:, None, None, None], va[np.arange(pairs), np.minimum(view, va.shape[1] - 1)],
-                 vb[np.arange(pairs), np.maximum(view - va.shape[1], 0)]).reshape(pairs, q, 3)
-    y = np.where(from_a[:, None, None], b.reshape(pairs, q, 3), a.reshape(pairs, q, 3))
-    # residual: for the best alignment, the worst block outside a zone, with the zone that makes it least
-    r = ((_standard(x, np.ones((pairs, q))) - _standard(y, np.ones((pairs, q)))) ** 2).sum(-1)
-    blocks = r.reshape(pairs, nb, 4, nb, 4).mean(axis=(2, 4)).reshape(pairs, 1, nb * nb)
-    outside = keep.reshape(len(keep), nb, 4, nb, 4).min(axis=(2, 4)).reshape(1, len(keep), nb * nb) > 0
-    residual = np.where(outside, blocks, 0).max(axis=2).min(axis=1)
-    c = np.broadcast_to(centre, (pairs, q))
-    inner = (_standard(x, c) * _standard(y, c)).sum(axis=(1, 2)) / (centre.sum() * 3)
+                 vb[np.arange(pairs), np.maximum(view - va.shape[1], 0)]).reshape(pairs, 1, q, 3)
+    y = np.where(from_a[:, None, None], b.reshape(pairs, q, 3), a.reshape(pairs, q, 3)).reshape(pairs, 1, q, 3)
+    # residual: for the best alignment and each zone left out, both standardized over the rest, their
+    # difference there blurred; the worst block outside the zone; the zone that makes it least
+    kz = np.broadcast_to(keep[None], (pairs,) + keep.shape)  # (P, Z, q)
+    d = (_standard(x, kz) - _standard(y, kz)).reshape(pairs, len(keep), THUMB, THUMB, 3)
+    r = (_blurred(d, blur) ** 2).sum(-1) * keep.reshape(1, len(keep), THUMB, THUMB)
+    kept = keep.reshape(len(keep), nb, 4, nb, 4).sum(axis=(2, 4)).reshape(1, len(keep), nb * nb)
+    blocks = r.reshape(pairs, len(keep), nb, 4, nb, 4).sum(axis=(3, 5)).reshape(pairs, len(keep), nb * nb)
+    residual = np.where(kept >= 8, blocks / np.maximum(kept, 1), 0).max(axis=2).min(axis=1)  # blocks half kept or more
+    c = np.broadcast_to(centre, (pairs, 1, q))
+    inner = (_standard(x, c) * _standard(y, c)).sum(axis=(1, 2, 3)) / (centre.sum() * 3)
     return np.stack([alike, inner, residual], axis=1)
 
 
@@ -267,9 +298,9 @@ class Rule:
     """Two candidates are the same picture when, aligned, they correlate at ``min_alike`` or more, their
     inner parts at ``min_centre`` or more, and no 4 x 4 block differs by more than ``max_residual``."""
 
-    min_alike: float = 0.97
-    min_centre: float = 0.95
-    max_residual: float = 0.6
+    min_alike: float = 0.96
+    min_centre: float = 0.9
+    max_residual: float = 0.3
 
     def __post_init__(self):
         if not (0 < self.min_alike <= 1 and -1 <= self.min_centre <= 1 and self.max_residual > 0):
