@@ -14,8 +14,9 @@ import torch
 
 from clipcurate.pipeline.cli import main as cli
 from clipcurate.pipeline.clip import store
-from clipcurate.pipeline.clip.distill import distill_loss, make_views
-from clipcurate.pipeline.clip.model import Clip, ClipConfig
+from clipcurate.pipeline.clip.data import decode_image
+from clipcurate.pipeline.clip.distill import distill_loss, make_view
+from clipcurate.pipeline.clip.model import Clip
 from clipcurate.pipeline.clip.scorer import ClipScorer, ScorerConfig
 from clipcurate.pipeline.clip.textness import default_probe_path
 from clipcurate.pipeline.demo import synth
@@ -89,10 +90,10 @@ def test_distill_loss_is_zero_for_the_teacher_itself():
 
 def test_views_keep_the_pairs_first_and_are_deterministic():
     pairs = web_pairs(4, seed=2)
-    views = make_views(pairs, 3, seed=0)
-    assert len(views) == 3 and views[0] == pairs
-    assert make_views(pairs, 3, seed=0) == views
-    assert all(len(v) == 4 for v in views) and views[1] != views[2]
+    assert make_view(pairs, 0, seed=0) == pairs
+    one, two = make_view(pairs, 1, seed=0), make_view(pairs, 2, seed=0)
+    assert make_view(pairs, 1, seed=0) == one and len(one) == len(two) == 4 and one != two
+    assert all(decode_image(image, 64) for image, _ in one)
 
 
 def test_student_loads_as_clip_and_agrees_with_its_teacher(student, tiny_model, tmp_path):

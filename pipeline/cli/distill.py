@@ -33,7 +33,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--layers", type=int, default=s.layers, help="transformer blocks in each student tower")
     parser.add_argument("--views", type=int, default=d.views,
                         help="teacher-scored views per pair, computed once (1: the pairs as they are; more: also "
-                             "mildly augmented copies)")
+                             "augmented copies, each scored by the teacher)")
     parser.add_argument("--teacher-scale", type=float, default=None, metavar="S",
                         help="logit scale of the in-batch softmaxes (default: a bootstrap teacher's own, else 100)")
     parser.add_argument("--kl-weight", type=float, default=d.kl_weight)

@@ -7,7 +7,8 @@ bootstrap model folder, so ``--clip STUDENT_DIR`` scores with it.
 
 - Teacher outputs are computed once, before training, and cached: for every pair and every
   *view* (view 0: the pair's own bytes and caption, exactly what a run scores; views 1..K-1:
-  a mild random crop, flip or JPEG re-encoding of the image and word dropout in the caption).
+  a random crop, flip, turn, channel order or JPEG re-encoding of the image, word dropout in the
+  caption).
   Each epoch the student meets every pair in one of its views, so augmentation costs no
   teacher passes and the targets are exact for the view the student sees.
 - The student reads each view's bytes the way its scorer will (decode, shorter side to its
@@ -26,8 +27,10 @@ bootstrap model folder, so ``--clip STUDENT_DIR`` scores with it.
 - The tokenizer: a bootstrap teacher's own (copied); for other teachers a byte-level BPE
   trained on the data's captions.
 
-Everything is held in memory (decoded views at the student's input size, tokens, teacher
-embeddings): meant for up to about a hundred thousand pairs on one machine.
+Held in memory: the pairs' bytes, and per view the teacher's embeddings and the images at the
+student's input size (24 px: 1.7 KB a view), so about 15 KB a pair with 8 views; the teacher
+costs one scoring pass over the data per view. Meant for up to a few hundred thousand pairs
+on one machine.
 """
 from __future__ import annotations
 
@@ -44,6 +47,7 @@ from typing import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from clipcurate.pipeline.clip import store
 from clipcurate.pipeline.clip.data import (
@@ -62,10 +66,15 @@ PHASE = "distill"
 INFO = "distill.json"
 DEFAULT_SCALE = 100.0   # the logit scale of hf:/open_clip: teachers (trained CLIPs end at the clamp, 100)
 VIEW_SIDE = 256         # augmented views are drawn at most this large (then re-encoded for the teacher)
-# views other than the first: mild crops, flips and JPEG re-encoding only; no colour
-# changes or turns (a teacher need not be invariant to them, so its target would be off)
-VIEW_AUGMENT = AugmentConfig(crop_scale=(0.8, 1.0), crop_ratio=(0.9, 1.1), flip=0.5, jpeg=0.3,
+# views other than the first: crops, flips, quarter turns, channel orders, JPEG re-encoding.
+# The teacher scores every view itself, so its targets are exact whatever the view: the
+# augmentation need not be one the teacher is invariant to, only varied ("function matching",
+# Beyer et al. 2022: the same view to teacher and student, strong augmentation, long training),
+# so that the student learns the teacher's function around the data, not on its few pictures.
+VIEW_AUGMENT = AugmentConfig(crop_scale=(0.5, 1.0), crop_ratio=(0.75, 1.33), flip=0.5, jpeg=0.3,
                              jpeg_quality=(40, 95))
+VIEW_TURN = 0.5       # probability of a quarter, half or three-quarter turn
+VIEW_CHANNELS = 0.3   # probability of permuted colour channels
 
 
 @dataclass(frozen=True)
@@ -97,11 +106,10 @@ class DistillConfig:
     batch_size: int = 64
     lr: float = 2e-3
     weight_decay: float = 0.05
-    views: int = 2                      # teacher-scored views per pair (1: the pair itself only)
+    views: int = 8                      # teacher-scored views per pair (1: the pair itself only)
     kl_weight: float = 1.0
     l1_weight: float = 1.0
     teacher_scale: float | None = None  # None: the teacher's own logit scale, or DEFAULT_SCALE
-    teacher_batch_size: int = 64
     seed: int = 0
     device: str = "auto"                # auto | cpu | cuda
     progress: bool = True
@@ -164,18 +172,24 @@ def _encode_png(image) -> bytes:
     return buf.getvalue()
 
 
-def make_views(pairs: Sequence[tuple[bytes, str]], views: int, seed: int) -> list[list[tuple[bytes, str]]]:
-    """``views`` lists of (image bytes, caption), one entry per pair: view 0 the pairs themselves,
-    the others a mild augmentation of each (deterministic given ``seed``)."""
-    out = [list(pairs)]
-    for v in range(1, views):
-        view = []
-        for i, (data, caption) in enumerate(pairs):
-            rng = random.Random(f"{seed}:view:{v}:{i}")
-            image = decode_image(data, VIEW_SIDE)
-            image = augment(image, rng, min(VIEW_SIDE, *image.size), VIEW_AUGMENT)
-            view.append((_encode_png(image), perturb_caption(caption, "", rng, WEB_CAPTION_STYLE)))
-        out.append(view)
+def make_view(pairs: Sequence[tuple[bytes, str]], view: int, seed: int) -> list[tuple[bytes, str]]:
+    """View ``view`` of ``pairs`` as (image bytes, caption), one entry per pair: view 0 the pairs
+    themselves, the others an augmentation of each (deterministic given ``seed``)."""
+    if view == 0:
+        return list(pairs)
+    out = []
+    for i, (data, caption) in enumerate(pairs):
+        rng = random.Random(f"{seed}:view:{view}:{i}")
+        image = decode_image(data, VIEW_SIDE)
+        image = augment(image, rng, min(VIEW_SIDE, *image.size), VIEW_AUGMENT)
+        if rng.random() < VIEW_TURN:
+            image = image.transpose(rng.choice((Image.Transpose.ROTATE_90, Image.Transpose.ROTATE_180,
+                                                Image.Transpose.ROTATE_270)))
+        if rng.random() < VIEW_CHANNELS:
+            bands = list(image.split())
+            rng.shuffle(bands)
+            image = Image.merge("RGB", bands)
+        out.append((_encode_png(image), perturb_caption(caption, "", rng, WEB_CAPTION_STYLE)))
     return out
 
 
@@ -230,14 +244,19 @@ def distill(teacher, teacher_spec: str, pairs: Sequence[tuple[bytes, str]], outp
     scale = config.teacher_scale or teacher_scale(teacher_spec)
 
     t0 = time.perf_counter()
-    views = make_views(good, config.views, config.seed)
-    t_img = torch.stack([torch.from_numpy(teacher.embed_images([b for b, _ in v])) for v in views])
-    t_txt = torch.stack([torch.from_numpy(teacher.embed_texts([c for _, c in v])) for v in views])
+    t_img, t_txt, pixels, ids_all, lengths_all = [], [], [], [], []
+    for v in range(config.views):  # one view at a time: only its embeddings, pixels and tokens are kept
+        view = make_view(good, v, config.seed)
+        t_img.append(torch.from_numpy(teacher.embed_images([b for b, _ in view])))
+        t_txt.append(torch.from_numpy(teacher.embed_texts([c for _, c in view])))
+        pixels.append(_pixels([b for b, _ in view], cfg.image_size))
+        ids, lengths = tokenizer([c for _, c in view])
+        ids_all.append(ids)
+        lengths_all.append(lengths)
+    t_img, t_txt, pixels = torch.stack(t_img), torch.stack(t_txt), torch.stack(pixels)
+    ids_all, lengths_all = torch.stack(ids_all), torch.stack(lengths_all)
     teacher_seconds = time.perf_counter() - t0
-    pixels = torch.stack([_pixels([b for b, _ in v], cfg.image_size) for v in views])
-    tokens = [tokenizer([c for _, c in v]) for v in views]
-    ids_all, lengths_all = torch.stack([t[0] for t in tokens]), torch.stack([t[1] for t in tokens])
-    _say(config, f"[{PHASE}] {len(good)} pairs x {config.views} views scored by the teacher in "
+    _say(config, f"[{PHASE}] {len(good)} pairs x {config.views} views scored by the teacher (and prepared) in "
                  f"{teacher_seconds:.1f}s (dim {teacher.dim}, logit scale {scale:.1f})")
 
     torch.manual_seed(config.seed)
