@@ -44,7 +44,7 @@ class _WritePart(beam.DoFn):
 
 
 class WritePairs(beam.PTransform):
-    def __init__(self, output_dir: str, stage: str, extra_fields: tuple, rows_per_file: int = 1_000_000,
+    def __init__(self, output_dir: str, stage: str, extra_fields: tuple, rows_per_file: int = 200_000,
                  row_group_rows: int = 100_000):
         super().__init__()
         self.output_dir, self.stage, self.extra = output_dir, stage, extra_fields
