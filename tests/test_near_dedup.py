@@ -190,7 +190,7 @@ def _brute_force(summaries, d):
     return out
 
 
-@pytest.mark.parametrize("d,bands", [(6, 4), (6, 8), (3, 4), (9, 4), (0, 4), (15, 8)])
+@pytest.mark.parametrize("d,bands", [(6, 7), (6, 4), (6, 8), (3, 4), (9, 4), (0, 4), (15, 8)])
 def test_decisions_equal_comparing_every_row_with_every_other(d, bands):
     from clipcurate.pipeline.stages.dedup.near import NearDecisions
 
@@ -234,3 +234,66 @@ def test_a_crowded_band_value_is_capped_and_never_drops_wrongly():
         assert found and set(found) < every  # a capped band value finds fewer pairs, every one right
 
     run(NearDedupConfig(bands=4, max_group=20), fewer_and_right)
+
+
+def test_a_crowded_entry_keeps_its_nearest_candidates():
+    from clipcurate.pipeline.stages.dedup.near import band_pairs
+
+    base = 0xABCD_0000_0000_0000
+    entries = [("m", "a", base)] + [("m", f"b{i}", base ^ ((1 << (i % 6 + 1)) - 1)) for i in range(10)]
+    every = set(band_pairs(entries, 6, 5000, 100))
+    assert ("a", "b0") in every and len(every) == 55  # all within 6 bits of each other
+    capped = set(band_pairs(entries, 6, 5000, 2))
+    assert capped < every
+    assert {("a", "b0"), ("a", "b6")} <= capped  # a's two nearest (1 bit away)
+
+
+def _shape(label, fg, scale, cx, cy, bg=(245, 245, 245)) -> Image.Image:
+    from clipcurate.pipeline.media import draw
+
+    big = 600
+    mask = Image.new("L", (big, big), 0)
+    d = ImageDraw.Draw(mask)
+    for poly, fill in draw._SHAPES[label]():
+        d.polygon([((cx + scale * x) * big, (cy + scale * y) * big) for x, y in poly], fill=fill)
+    img = Image.new("RGB", (200, 200), bg)
+    img.paste(Image.new("RGB", (200, 200), fg), (0, 0), mask.resize((200, 200), Image.Resampling.LANCZOS))
+    return img
+
+
+def test_copies_are_confirmed_and_look_alikes_are_not():
+    from PIL import ImageOps
+
+    from clipcurate.filters.near_print import Rule, fingerprint, key_distance, similarity, thumbs
+
+    def same(a: Image.Image, b: Image.Image, quality=85) -> bool:
+        fa, fb = fingerprint(jpeg(a), a.size), fingerprint(jpeg(b, quality), b.size)
+        return key_distance(fa.keys, fb.keys) <= 6 and bool(Rule().holds(similarity(thumbs([fa.thumb]), thumbs([fb.thumb])))[0])
+
+    photo = scene(1)
+    w, h = photo.size
+    assert same(photo, photo, 30)                                  # re-encoded
+    assert same(photo, photo.resize((160, 120)))                   # resized
+    assert same(photo, photo.crop((26, 19, w - 26, h - 19)))       # cropped 8% a side
+    assert same(photo, photo.crop((32, 24, w, h)))                 # cropped 10% at a corner
+    assert same(photo, ImageOps.expand(photo, 16, fill=(0, 0, 0)))  # a border
+    star = _shape("star", (220, 40, 40), 0.22, 0.5, 0.5)
+    assert same(star, star, 40)
+    assert not same(star, _shape("star", (40, 90, 220), 0.22, 0.5, 0.5))  # another colour
+    assert not same(star, _shape("star", (220, 40, 40), 0.22, 0.26, 0.27))  # another place
+    assert not same(star, _shape("star", (220, 40, 40), 0.1, 0.5, 0.5))  # another size
+    assert not same(photo, scene(2))
+
+
+def test_rows_whose_labels_differ_need_the_label_rule():
+    from clipcurate.filters.near_print import Rule
+
+    picture = scene(4)
+    rows = [dict(row("a", jpeg(picture), "a photo of a circle.", (320, 240), 0), label="circle"),
+            dict(row("b", jpeg(picture, 60), "a photo of a dot.", (320, 240), 1), label="circle"),
+            dict(row("c", jpeg(picture, 70), "a photo of a disc.", (320, 240), 2), label="disc")]
+    # a plain re-encode passes the default label rule: one row stays
+    check_near_dedup(rows, ["a"], [("b", "a ("), ("c", "a (")])
+    # a label rule nothing passes: the row with the other label stays too
+    never = NearDedupConfig(label_rule=Rule(min_alike=1.0, min_centre=1.0, max_residual=1e-12))
+    check_near_dedup(rows, ["a", "c"], [("b", "a (")], config=never)

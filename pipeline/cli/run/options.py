@@ -82,10 +82,11 @@ def add_arguments(parser):
     cur.add_argument("--min-short-side", type=int, default=None, help="minimum shorter side of the original image (DataComp: 200)")
     cur.add_argument("--max-aspect-ratio", type=float, default=None, help="maximum longer/shorter side of the original image (DataComp: 3.0)")
     cur.add_argument("--near-dedup-distance", type=int, default=6,
-                     help="drop images whose perceptual hash is within D bits of a better-ranked image (default 6)")
-    cur.add_argument("--near-dedup-bands", type=int, default=8,
-                     help="hash bands for near-dup candidates (default 8: 8-bit bands; 4: 16-bit bands probed "
-                          "within distance // bands bits, for runs past a million distinct hashes)")
+                     help="near-duplicate candidates: perceptual hash keys within D bits (default 6); a candidate "
+                          "is dropped when its thumbnail confirms it is the same picture as a better-ranked one")
+    cur.add_argument("--near-dedup-bands", type=int, default=7,
+                     help="hash bands for near-dup candidates (default 7: 9-10-bit bands; 4: 16-bit bands probed "
+                          "within distance // bands bits, for runs past a million distinct pictures)")
     cur.add_argument("--no-near-dedup", action="store_true", help="skip near-duplicate image removal")
     cur.add_argument("--semantic-dedup-threshold", type=float, default=None,
                      help="with --clip: drop images whose CLIP embedding has cosine > T with a better-ranked one (SemDeDup)")

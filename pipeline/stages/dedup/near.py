@@ -53,11 +53,11 @@ BLOCK_PAIRS = 1 << 22
 
 @dataclass(frozen=True)
 class NearDedupConfig:
-    max_distance: int = 6   # Hamming distance between 64-bit pHashes, inclusive
-    bands: int = 8          # bands of the hash (8: 8 bits each); a close pair differs by <= max_distance // bands
-                            # bits in some band, and those band values are probed (none for distance < 8).
-                            # 4 bands (16 bits, 1-bit probes for distance 4..7): 256x smaller band values for
-                            # runs past a million distinct hashes, at 8.5x the elements (68 a hash, not 8)
+    max_distance: int = 6   # Hamming distance between 64-bit keys (pHashes), inclusive: candidates
+    bands: int = 7          # bands of each key (7: 9-10 bits each); a close pair differs by <= max_distance // bands
+                            # bits in some band, and those band values are probed (none for distance < 7).
+                            # 4 bands (16 bits, 1-bit probes for distance 4..7): 128x smaller band values for
+                            # runs past a million distinct pictures, at 9.7x the elements (68 a key, not 7)
     max_group: int = 5000   # entries compared per band value, at most (the cap: see NearDecisions)
     max_candidates: int = 32  # candidates an entry keeps per band value, at most (the nearest)
     rule: Rule = Rule()     # the confirmation (filters.near_print.Rule)
@@ -211,8 +211,8 @@ def band_entries(pid: str, keys: Iterable[int], bands: int, radius: int) -> Iter
 def band_pairs(entries: Iterable[tuple], max_distance: int, max_group: int,
                max_candidates: int) -> Iterator[tuple[str, str]]:
     """Within one band value: (id, id) of the fingerprints with keys within the distance (smaller id
-    first, each pair once). Members are compared with members and probes; at most ``max_group`` of
-    each (the first by id) and, for each entry, its ``max_candidates`` nearest."""
+    first, each pair once, in order). Members are compared with members and probes; at most
+    ``max_group`` of each (the first by id) and, for each entry, its ``max_candidates`` nearest."""
     members, probes = set(), set()
     for kind, pid, key in entries:
         (members if kind == "m" else probes).add((pid, key))
@@ -220,26 +220,32 @@ def band_pairs(entries: Iterable[tuple], max_distance: int, max_group: int,
         return
     members = sorted(members)[:max_group]
     probes = sorted(probes - set(members))[:max_group]
-    m_id = [pid for pid, _ in members]
+    ids = sorted({pid for pid, _ in members} | {pid for pid, _ in probes})
+    index = {pid: i for i, pid in enumerate(ids)}
+    m_idx = np.array([index[pid] for pid, _ in members], dtype=np.int64)
     m_key = np.array([key for _, key in members], dtype=np.uint64)
-    found: set[tuple[str, str]] = set()
+    codes = []
     step = max(1, BLOCK_PAIRS // len(members))  # rows of a side compared at once: bounded memory
     for side in (members, probes):
-        if not side:
-            continue
+        s_idx = np.array([index[pid] for pid, _ in side], dtype=np.int64)
         s_key = np.array([key for _, key in side], dtype=np.uint64)
         for start in range(0, len(side), step):
-            dist = np.bitwise_count(s_key[start:start + step, None] ^ m_key[None, :]).astype(np.int64)
-            for a in range(dist.shape[0]):
-                x = side[start + a][0]
-                near = np.flatnonzero(dist[a] <= max_distance)
-                near = [j for j in near if m_id[j] != x]
-                if len(near) > max_candidates:
-                    near = sorted(near, key=lambda j: (dist[a, j], m_id[j]))[:max_candidates]
-                for j in near:
-                    y = m_id[j]
-                    found.add((x, y) if x < y else (y, x))
-    yield from sorted(found)
+            x_idx = s_idx[start:start + step]
+            dist = np.bitwise_count(s_key[start:start + step, None] ^ m_key[None, :])
+            near = (dist <= max_distance) & (x_idx[:, None] != m_idx[None, :])
+            rows, cols = np.nonzero(near)
+            counts = np.bincount(rows, minlength=len(x_idx))
+            if counts.max(initial=0) > max_candidates:  # crowded: each entry keeps its nearest
+                order = np.lexsort((m_idx[cols], dist[rows, cols], rows))
+                rows, cols = rows[order], cols[order]
+                rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+                rows, cols = rows[rank < max_candidates], cols[rank < max_candidates]
+            x, y = x_idx[rows], m_idx[cols]
+            codes.append(np.minimum(x, y) * len(ids) + np.maximum(x, y))
+    if codes:
+        for code in np.unique(np.concatenate(codes)):
+            lo, hi = divmod(int(code), len(ids))
+            yield ids[lo], ids[hi]
 
 
 def _light(s: tuple, distance: int, alike: float) -> tuple:
