@@ -188,8 +188,22 @@ def products(size: int = 300) -> list[Picture]:
     return out
 
 
-def all_pictures(per_digit: int = 8, n_faces: int = 40) -> list[Picture]:
-    return photos() + faces(n_faces) + digits(per_digit) + shapes() + products()
+def drawn(per_label: int = 4, seed: int = 0) -> list[Picture]:
+    """Shapes as the demo web draws them (``pipeline.demo.synth.make_sample``: random colours, size,
+    place, angle, 64-160 px): the same shape drawn again is a look-alike."""
+    from clipcurate.pipeline.demo import synth
+
+    rng = np.random.default_rng(seed)
+    out = []
+    for label in synth.LABELS:
+        for i in range(per_label):
+            img, _ = synth.make_sample(label, rng, int(rng.integers(64, 161)))
+            out.append(Picture(f"{label}-drawn{i}", "drawn", f"drawn-{label}", img))
+    return out
+
+
+def all_pictures(per_digit: int = 8, n_faces: int = 40, per_drawn: int = 4) -> list[Picture]:
+    return photos() + faces(n_faces) + digits(per_digit) + shapes() + drawn(per_drawn) + products()
 
 
 # --- transformations ------------------------------------------------------------------------------
@@ -300,7 +314,7 @@ TRANSFORMS: dict[str, typing.Callable[[Image.Image, int], bytes]] = {
 
 FAMILIES = {  # look-alike family of a picture's group
     "digit": "digit, other writer", "shape": "shape, other colour/place/size", "product": "products on white",
-    "face": "faces, other person", "stereo": "one scene, two viewpoints",
+    "face": "faces, other person", "stereo": "one scene, two viewpoints", "drawn": "shape drawn again (the demo's)",
 }
 
 
@@ -463,6 +477,13 @@ def main() -> int:
         if fam in by_family:
             pairs_, pics, cand, conf, lab = by_family[fam]
             print(f"{fam:34s} {pics:8d} {pairs_:10,d} {cand:10,d} {conf:9,d} {lab:10,d}")
+
+    wrong = [(a, b) for (a, b), good in zip(pairs, ok) if good]
+    if wrong:
+        print("confirmed pairs of different pictures (picture / transformation):")
+        for a, b in wrong[:20]:
+            print(f"  {pictures[items[a].source].name} / {items[a].transform or '-'}  ~  "
+                  f"{pictures[items[b].source].name} / {items[b].transform or '-'}")
 
     # the label rule on copies: what a bare-label row keeps when another label's row is a copy
     orig_pairs = [(sources[s][0], k) for s in sources for k in sources[s][1:] if items[sources[s][0]].transform is None]

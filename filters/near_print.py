@@ -26,7 +26,10 @@ for that alignment, ``centre``: the correlation of the inner 70% alone (two pict
 share a frame or a plain background are told apart by what is inside), and ``residual``: the worst
 4 x 4-pixel block of squared differences of the standardized pixels outside the zone (two scans of
 a digit by different writers correlate at 0.98 overall, yet differ a lot where a stroke differs; a
-copy differs a little everywhere).
+copy differs a little everywhere), and ``colour``: the mean absolute difference of the colours
+themselves, each picture divided by its mean brightness (the correlation removes each channel's
+mean, so a grey circle and a green one on the same pink correlate at 0.99; their colours differ
+by 0.3).
 
 ``same_picture`` applies the rule (see ``Rule``); its defaults come from
 benchmarks/near_dedup_quality.py.
@@ -261,11 +264,11 @@ def _blurred(x: np.ndarray, blur: np.ndarray) -> np.ndarray:
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(P, 3): (alike, centre, residual) of P pairs of thumbnails (P, n, n, 3) (see the module doc)."""
+    """(P, 4): (alike, centre, residual, colour) of P pairs of thumbnails (P, n, n, 3) (see the module doc)."""
     if len(a) > CHUNK:
         return np.concatenate([similarity(a[i:i + CHUNK], b[i:i + CHUNK]) for i in range(0, len(a), CHUNK)])
     if not len(a):
-        return np.zeros((0, 3))
+        return np.zeros((0, 4))
     _, keep, centre, soft, blur = _tables()
     pairs, q, nb = len(a), THUMB * THUMB, THUMB // 4
     # a as it is and cropped to b, b cropped to a; all softened after (a crop resampled from 32 px is)
@@ -290,24 +293,33 @@ def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     residual = np.where(kept >= 8, blocks / np.maximum(kept, 1), 0).max(axis=2).min(axis=1)  # blocks half kept or more
     c = np.broadcast_to(centre, (pairs, 1, q))
     inner = (_standard(x, c) * _standard(y, c)).sum(axis=(1, 2, 3)) / (centre.sum() * 3)
-    return np.stack([alike, inner, residual], axis=1)
+    # colour: the mean difference of the colours themselves, each picture scaled by its mean brightness
+    # (a brighter copy is the same colour), over the pixels a zone leaves, the zone that makes it least
+    w = kz[..., None]
+    xn = x / np.maximum((x * w).sum(axis=(2, 3), keepdims=True) / (w.sum(axis=2, keepdims=True) * 3), 1.0)
+    yn = y / np.maximum((y * w).sum(axis=(2, 3), keepdims=True) / (w.sum(axis=2, keepdims=True) * 3), 1.0)
+    colour = ((np.abs(xn - yn) * w).sum(axis=(2, 3)) / (w.sum(axis=(2, 3)) * 3)).min(axis=1)
+    return np.stack([alike, inner, residual, colour], axis=1)
 
 
 @dataclass(frozen=True)
 class Rule:
     """Two candidates are the same picture when, aligned, they correlate at ``min_alike`` or more, their
-    inner parts at ``min_centre`` or more, and no 4 x 4 block differs by more than ``max_residual``."""
+    inner parts at ``min_centre`` or more, no 4 x 4 block differs by more than ``max_residual``, and
+    their colours (each scaled by its mean brightness) differ by ``max_colour`` or less on average."""
 
     min_alike: float = 0.96
     min_centre: float = 0.9
     max_residual: float = 0.3
+    max_colour: float = 0.08
 
     def __post_init__(self):
-        if not (0 < self.min_alike <= 1 and -1 <= self.min_centre <= 1 and self.max_residual > 0):
+        if not (0 < self.min_alike <= 1 and -1 <= self.min_centre <= 1 and self.max_residual > 0 and self.max_colour > 0):
             raise ValueError(f"near-dedup rule out of range: {self}")
 
     def holds(self, sims: np.ndarray) -> np.ndarray:
-        return (sims[:, 0] >= self.min_alike) & (sims[:, 1] >= self.min_centre) & (sims[:, 2] <= self.max_residual)
+        return ((sims[:, 0] >= self.min_alike) & (sims[:, 1] >= self.min_centre) & (sims[:, 2] <= self.max_residual)
+                & (sims[:, 3] <= self.max_colour))
 
 
 def same_picture(a: list[bytes], b: list[bytes], rule: Rule = Rule()) -> tuple[np.ndarray, np.ndarray]:

@@ -61,7 +61,7 @@ class NearDedupConfig:
     max_group: int = 5000   # entries compared per band value, at most (the cap: see NearDecisions)
     max_candidates: int = 32  # candidates an entry keeps per band value, at most (the nearest)
     rule: Rule = Rule()     # the confirmation (filters.near_print.Rule)
-    label_rule: Rule = Rule(min_alike=0.97, min_centre=0.95, max_residual=0.2)  # when the two rows' labels differ
+    label_rule: Rule = Rule(min_alike=0.97, min_centre=0.95, max_residual=0.2, max_colour=0.05)  # when the two rows' labels differ
 
     def __post_init__(self):
         if not 1 <= self.bands <= BITS:
