@@ -306,3 +306,20 @@ def read_under(root: str, relpath: str, max_bytes: int) -> bytes:
 
 class FileTooLarge(Exception):
     """A local file above the byte cap; ``args[0]`` is its size."""
+
+
+def write_run_count(out: str, name: str, field: str, total: int) -> str:
+    """A run-internal count beside the outputs (``name``, JSON ``{field: total}``), for the launcher."""
+    path = join(out, name)
+    atomic_write(path, json.dumps({field: int(total)}).encode())
+    return path
+
+
+def take_run_count(out: str, name: str, field: str) -> Optional[int]:
+    """The count ``write_run_count`` left, or None when there is none; the file is removed either way."""
+    path = join(out, name)
+    if not exists(path):
+        return None
+    total = int(json.loads(read_bytes(path))[field])
+    delete([path])
+    return total

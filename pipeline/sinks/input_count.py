@@ -7,13 +7,11 @@ labelled row, a malformed-row reject) counts one. The launcher reads the file af
 removes it (``read_input_count``); it is never published."""
 from __future__ import annotations
 
-import json
 
 import apache_beam as beam
 import pyarrow as pa
 
 from clipcurate.pipeline import files as fs
-from clipcurate.pipeline.files import atomic_write
 
 COUNT_NAME = "_input_rows.json"
 
@@ -23,19 +21,12 @@ def rows_in(item) -> int:
 
 
 def write_count(total: int, out: str) -> str:
-    path = fs.join(out, COUNT_NAME)
-    atomic_write(path, json.dumps({"input_rows": int(total)}).encode())
-    return path
+    return fs.write_run_count(out, COUNT_NAME, "input_rows", total)
 
 
 def read_input_count(out: str) -> int | None:
     """The count the run wrote, or None when it wrote none; the file is removed either way."""
-    path = fs.join(out, COUNT_NAME)
-    if not fs.exists(path):
-        return None
-    total = int(json.loads(fs.read_bytes(path))["input_rows"])
-    fs.delete([path])
-    return total
+    return fs.take_run_count(out, COUNT_NAME, "input_rows")
 
 
 class WriteInputCount(beam.PTransform):

@@ -2,13 +2,11 @@
 not asked for are dropped, doubtful ones kept and counted (metric ``language_uncertain``)."""
 from __future__ import annotations
 
-import json
 from typing import Optional
 
 from clipcurate.filters.language import LanguageConfig, LanguageFilter, LanguageIdentifier, row_hints
 from clipcurate.filters.prompts import clean_label, is_label_like
 from clipcurate.pipeline import files as fs
-from clipcurate.pipeline.files import atomic_write
 from clipcurate.pipeline.stages.captions import CaptionStep
 
 UNCERTAIN_NAME = "_language_uncertain.json"  # beside the outputs; read and removed by the launcher
@@ -35,19 +33,12 @@ class _Identify:
 
 
 def write_uncertain(total: int, out: str) -> str:
-    path = fs.join(out, UNCERTAIN_NAME)
-    atomic_write(path, json.dumps({"language_uncertain": int(total)}).encode())
-    return path
+    return fs.write_run_count(out, UNCERTAIN_NAME, "language_uncertain", total)
 
 
 def read_uncertain_count(out: str) -> Optional[int]:
     """The kept-uncertain count a run wrote (None when it wrote none); the file is removed either way."""
-    path = fs.join(out, UNCERTAIN_NAME)
-    if not fs.exists(path):
-        return None
-    total = int(json.loads(fs.read_bytes(path))["language_uncertain"])
-    fs.delete([path])
-    return total
+    return fs.take_run_count(out, UNCERTAIN_NAME, "language_uncertain")
 
 
 def identify_language(config: LanguageConfig) -> CaptionStep:
