@@ -5,9 +5,9 @@ datasets' Image feature.
 Shard contents are deterministic and independent of the runner's bundling:
 a sample's global rank (its position in key order) decides its shard, so every
 shard but the last holds exactly ``samples_per_shard`` samples. The ranks come
-from the keys alone (range-partitioned into buckets, each bucket sorted): the
-first key of each shard is collected (one key per shard, a small side input)
-and each sample finds its shard by bisecting those. So the image bytes are
+from the keys alone (``batches.batch_starts``: key-range buckets, each sorted):
+the first key of each shard is collected (one key per shard, a small side
+input) and each sample finds its shard by bisecting those. So the image bytes are
 shuffled once, grouped by shard, and never by bucket. Every file is
 written under a temporary name and renamed into place, so a killed run never
 leaves a half shard that looks whole.
@@ -28,7 +28,8 @@ from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import atomic_write, write_table
 from clipcurate.pipeline.sinks.arrow import to_table
-from clipcurate.pipeline.stages.base import RangeParts, Timer
+from clipcurate.pipeline.sinks.batches import batch_starts
+from clipcurate.pipeline.stages.base import Timer
 
 
 @dataclass(frozen=True)
@@ -126,26 +127,6 @@ def write_shard(out: str, shard: int, samples: list[dict], config: WriteConfig) 
     return f"{shard:05d}.tar", len(samples)
 
 
-class _ShardStarts(beam.DoFn):
-    """(bucket, keys) -> the keys whose global rank starts a shard (rank % samples_per_shard == 0)."""
-
-    def __init__(self, samples_per_shard: int):
-        self.n = samples_per_shard
-        self._offsets = None
-
-    def process(self, item, bucket_counts):
-        if self._offsets is None:  # the buckets before each bucket, summed once per worker
-            self._offsets, total = {}, 0
-            for b in sorted(bucket_counts):
-                self._offsets[b] = total
-                total += bucket_counts[b]
-        bucket, keys = item
-        offset = self._offsets[bucket]
-        for i, key in enumerate(sorted(keys)):
-            if (offset + i) % self.n == 0:
-                yield key
-
-
 class _WriteShard(beam.DoFn):
     def __init__(self, config: WriteConfig):
         self.config = config
@@ -177,20 +158,12 @@ class WriteShards(beam.PTransform):
         n = self.config.samples_per_shard
         if self.config.batch_layout is not None:
             return self._by_batches(samples)
-        keys = samples | "Keys" >> beam.Map(lambda s: s["key"])
-        buckets = keys | "Bucket" >> beam.Map(lambda k: {"key": k}) | "Parts" >> RangeParts(n)
-        counts = (buckets | "BucketIds" >> beam.Map(lambda kv: kv[0])
-                  | "BucketCounts" >> beam.combiners.Count.PerElement())
-        starts = (buckets
-                  | "KeyOnly" >> beam.MapTuple(lambda b, r: (b, r["key"]))
-                  | "GroupBucket" >> beam.GroupByKey()
-                  | "ShardStarts" >> beam.ParDo(_ShardStarts(n), beam.pvalue.AsDict(counts))
-                  | "AllStarts" >> beam.combiners.ToList()  # one key per shard
-                  | "Sorted" >> beam.Map(sorted))
+        # the first key of every shard: the batch starts of one group holding every sample (one key a shard)
+        keys = samples | "Keys" >> beam.Map(lambda s: ("", s["key"]))
+        starts = beam.pvalue.AsDict(batch_starts(keys, n, "Shard"))
         sizes = (
             samples
-            | "Shard" >> beam.Map(lambda s, first: (bisect.bisect_right(first, s["key"]) - 1, s),
-                                  beam.pvalue.AsSingleton(starts))
+            | "Shard" >> beam.Map(lambda s, first: (bisect.bisect_right(first[""], s["key"]) - 1, s), starts)
             | "GroupShard" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WriteShard(self.config))
         )
