@@ -1,7 +1,7 @@
 """False drops and false keeps of the language filter on short web-style captions, per language.
 
-    .venv/bin/python benchmarks/language_filter.py [--set dev|templates|both] [--per-language 80] [--seed 0]
-        [--drop-confidence P] [--hints none|right|wrong]
+    .venv/bin/python benchmarks/language_filter.py [--set dev|templates|both] [--per-language 1000] [--seed 0]
+        [--drop-confidence P] [--no-word-evidence] [--hints none|right|wrong]
 
 Two sets: the labelled development set tests/data/langid_dev.tsv (written by hand: icon names,
 product titles, file-like names, hashtags, two-to-five-word phrases; the defaults were chosen on it),
@@ -10,7 +10,8 @@ the held-out check). Each caption goes through what the language stage does (a b
 its words) and the filter of ``--languages en`` and of ``--languages de,fr``. A caption in a wanted
 language that is dropped (as ``language`` or ``no_language``) is a false drop; a caption in another
 language that is kept is a false keep. Targets: at most 1% false drops and 2% false keeps, both
-filters, both sets. ``--hints right`` gives every caption its true language as the page's declared
+filters, both sets. ``--no-word-evidence`` measures the filter without its word evidence (the
+threshold moved by a word only another language, or only a wanted one, has: see LanguageFilter). ``--hints right`` gives every caption its true language as the page's declared
 language (``--language-page-prior``), ``--hints wrong`` an English page for every non-English caption
 and a German one for every English caption: the prior must help when right and not hurt much when wrong.
 """
@@ -211,9 +212,9 @@ def decide(rows, config_kwargs: dict, hints=None):
         filt = LanguageFilter(LanguageConfig(languages=wanted, **config_kwargs))
         shares = filt.wanted_share(guesses)
         decisions = []
-        for lang, score, share in zip(guesses.langs, guesses.scores, shares):
+        for lang, score, share, clue in zip(guesses.langs, guesses.scores, shares, filt.word_clues(guesses)):
             row = {"language": lang, "language_score": score}
-            decisions.append((filt.check(row, float(share)) is not None, lang, float(share)))
+            decisions.append((filt.check(row, float(share), clue) is not None, lang, float(share)))
         out[wanted] = decisions
     return out
 
@@ -249,7 +250,7 @@ def report(name: str, rows, decisions) -> dict:
     return totals
 
 
-def choose_threshold(rows) -> float:
+def choose_threshold(rows, config_kwargs: dict) -> float:
     """The drop confidence that fits the targets best on ``rows``: the one with the smallest worst
     ratio of a rate to its target (false drops / 1%, false keeps / 2%) over both filters; ties go to
     the higher confidence (fewer drops)."""
@@ -266,8 +267,10 @@ def choose_threshold(rows) -> float:
         worst = 0.0
         cells = []
         for wanted in FILTERS:
-            share = LanguageFilter(LanguageConfig(languages=wanted)).wanted_share(guesses)
-            drop = ~guesses.valid | (1 - share >= confidence)
+            filt = LanguageFilter(LanguageConfig(languages=wanted, drop_confidence=float(confidence), **config_kwargs))
+            share = filt.wanted_share(guesses)
+            threshold = np.array([confidence if clue is None else clue.confidence for clue in filt.word_clues(guesses)])
+            drop = ~guesses.valid | (1 - share >= threshold)
             is_wanted = np.isin(truth, wanted)
             fd, fk = drop[is_wanted].mean(), (~drop[~is_wanted]).mean()
             worst = max(worst, fd / 0.01, fk / 0.02)
@@ -282,18 +285,22 @@ def choose_threshold(rows) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--set", choices=("dev", "templates", "both"), default="both")
-    parser.add_argument("--per-language", type=int, default=80, help="template captions per language")
+    parser.add_argument("--per-language", type=int, default=1000, help="template captions per language")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--drop-confidence", type=float, default=None, help="default: LanguageConfig's")
+    parser.add_argument("--no-word-evidence", action="store_true",
+                        help="without the filter's word evidence (LanguageConfig.word_evidence=False)")
     parser.add_argument("--choose", action="store_true",
                         help="scan drop confidences on the development set and print the one that fits best")
     parser.add_argument("--hints", choices=("none", "right", "wrong"), default="none",
                         help="give each caption a declared page language (see above)")
     args = parser.parse_args()
-    if args.choose:
-        choose_threshold(dev_set())
-        return 0
     kwargs = {} if args.drop_confidence is None else {"drop_confidence": args.drop_confidence}
+    if args.no_word_evidence:
+        kwargs["word_evidence"] = False
+    if args.choose:
+        choose_threshold(dev_set(), {k: v for k, v in kwargs.items() if k != "drop_confidence"})
+        return 0
 
     sets = []
     if args.set in ("dev", "both"):

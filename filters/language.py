@@ -22,7 +22,7 @@ from typing import Optional
 import numpy as np
 
 from clipcurate.filters.base import Drop
-from clipcurate.filters.lexicon import MIN_FREQUENCY, Lexicon, load_lexicon
+from clipcurate.filters.lexicon import MIN_FREQUENCY, Lexicon, WordList, load_lexicon, load_wordlist, word_hash
 
 UNDETERMINED = "und"
 
@@ -102,6 +102,12 @@ class LanguageConfig:
     temperature: divides the n-gram log likelihood before the prior is added
         and the softmax gives the score: larger leans more on the prior and
         spreads the scores of ambiguous captions.
+    drop_confidence: with languages, drop a caption as another language when the
+        posterior mass of the languages not asked for is at least this.
+    word_evidence: with languages, let single words move that threshold
+        (``LanguageFilter``: a word only another language has lowers it to
+        FOREIGN_WORD_CONFIDENCE, one only a language asked for has raises it to
+        KNOWN_WORD_CONFIDENCE).
     """
 
     languages: Optional[tuple[str, ...]] = None
@@ -116,6 +122,7 @@ class LanguageConfig:
     drop_confidence: float = 0.98
     page_prior: float = 0.0
     url_prior: float = 0.0
+    word_evidence: bool = True
 
     def __post_init__(self):
         if self.languages is not None:
@@ -315,7 +322,8 @@ def is_mash(word: str) -> bool:
 
 class _WordCache:
     """Per distinct word: script, letter evidence and its evidence per language -- the summed n-gram
-    log likelihood over the temperature, plus the lexicon's log frequency times its weight."""
+    log likelihood over the temperature, plus the lexicon's log frequency times its weight -- and, for
+    the filter's word evidence, its ``word_hash`` and the languages whose word list holds it."""
 
     def __init__(self, model: NgramModel, capacity: int, lexicon: Lexicon, config: "LanguageConfig"):
         self.model = model
@@ -326,16 +334,21 @@ class _WordCache:
         self._clear()
 
     def _clear(self, size: int = 1024):
+        # new objects, never cleared in place: a Guesses may still hold the old ``names``
         self.ids: dict[str, int] = {}
+        self.names: list[str] = []
         self.script = np.zeros(size, dtype=np.int64)
         self.letters = np.zeros(size, dtype=np.float64)
         self.vec = np.zeros((size, len(self.model.langs)), dtype=np.float32)
+        self.hash = np.zeros(size, dtype=np.int64)
+        self.listed = np.zeros((size, len(self.model.langs)), dtype=bool)
         self._pending: list[str] = []
 
     def lookup(self, word: str) -> int:
         wid = self.ids.get(word)
         if wid is None:
             wid = self.ids[word] = len(self.ids)
+            self.names.append(word)
             self._pending.append(word)
         return wid
 
@@ -364,18 +377,23 @@ class _WordCache:
             new[np.flatnonzero(counts)] = np.add.reduceat(self.model.log_prob[flat], starts, axis=0)
         config = self.config
         new /= config.temperature
+        folded = [w.casefold() for w in self._pending]
+        hashes = word_hash(folded)
+        logf = self.lexicon.log_freq_of_hashes(hashes)
         if config.lexicon_weight > 0:
-            new += config.lexicon_weight * self._lexicon_evidence(self._pending)
-        self.vec[first:first + len(self._pending)] = new
+            new += config.lexicon_weight * self._lexicon_evidence(folded, logf)
+        end = first + len(self._pending)
+        self.vec[first:end] = new
+        self.hash[first:end] = hashes
+        self.listed[first:end] = np.isfinite(logf)
         self._pending = []
 
-    def _lexicon_evidence(self, words: list[str]) -> np.ndarray:
-        """(words, profiles): log frequency in each language's word list; a word not in a list is rarer
-        than its cut-off (MIN_FREQUENCY): it scores the cut-off less ``unknown_penalty``, or less only
-        ``compound_penalty`` when two words of that list make it up ("laptop|tasche", "clip|art")."""
+    def _lexicon_evidence(self, folded: list[str], logf: np.ndarray) -> np.ndarray:
+        """(words, profiles): log frequency in each language's word list (``logf``, of the case-folded
+        words); a word not in a list is rarer than its cut-off (MIN_FREQUENCY): it scores the cut-off
+        less ``unknown_penalty``, or less only ``compound_penalty`` when two words of that list make it
+        up ("laptop|tasche", "clip|art")."""
         config = self.config
-        folded = [w.casefold() for w in words]
-        logf = self.lexicon.log_freq(folded)
         cut = math.log(MIN_FREQUENCY)
         out = np.clip(logf, np.float32(cut - config.unknown_penalty), np.float32(math.log(config.max_frequency)))
         splits = [(i, k) for i, w in enumerate(folded) if len(w) >= 2 * _MIN_PART
@@ -389,7 +407,7 @@ class _WordCache:
         return out
 
     def _grow(self, size: int):
-        for name in ("script", "letters", "vec"):
+        for name in ("script", "letters", "vec", "hash", "listed"):
             old = getattr(self, name)
             new = np.zeros((size,) + old.shape[1:], dtype=old.dtype)
             new[: len(old)] = old
@@ -415,19 +433,34 @@ def _word_script(word: str) -> tuple[int, float]:
     return script, float(counts[script])
 
 
+@dataclass(frozen=True)
+class WordEvidence:
+    """The words the identifier scored (those in each text's script), one entry per occurrence."""
+
+    text: np.ndarray     # (words,) int64: the text it is in
+    hashes: np.ndarray   # (words,) int64: ``word_hash`` of the case-folded word
+    listed: np.ndarray   # (words, profiles) bool: the language's small word list holds it
+    ids: np.ndarray      # (words,) int64: index in ``names``
+    names: list          # the words, as the identifier normalized them
+
+    def word(self, i: int) -> str:
+        return self.names[int(self.ids[i])]
+
+
 class Guesses:
     """``LanguageIdentifier.guess_batch``'s answers: the best language and score per text, and the whole
     posterior over the profiles (a row sums to 1; a row of zeros where the text has no language)."""
 
-    __slots__ = ("codes", "langs", "scores", "posterior", "valid")
+    __slots__ = ("codes", "langs", "scores", "posterior", "valid", "words")
 
     def __init__(self, codes: list[str], langs: list[str], scores: list[float], posterior: np.ndarray,
-                 valid: np.ndarray):
+                 valid: np.ndarray, words: Optional[WordEvidence] = None):
         self.codes = codes          # output code of each profile column ("zh-cn" -> "zh")
         self.langs = langs          # per text: ISO code or ``und``
         self.scores = scores        # per text: the best language's posterior times its script's share
         self.posterior = posterior  # (texts, profiles)
         self.valid = valid          # (texts,) bool: False for ``und``
+        self.words = words          # the scored words, for the filter's word evidence
 
     def __len__(self) -> int:
         return len(self.langs)
@@ -564,7 +597,10 @@ class LanguageIdentifier:
         lang = lang.tolist()
         langs = [codes[lang[i]] if valid[i] else UNDETERMINED for i in range(n)]
         scores = [score[i] if valid[i] else 0.0 for i in range(n)]
-        return Guesses(codes, langs, scores, posterior, valid)
+        scored = np.flatnonzero(keep)
+        evidence = WordEvidence(text_of[scored], words.hash[flat[scored]], words.listed[flat[scored]],
+                                flat[scored], words.names)
+        return Guesses(codes, langs, scores, posterior, valid, evidence)
 
 
 def _code_columns(langs: tuple[str, ...]) -> dict[str, tuple[int, ...]]:
@@ -676,18 +712,82 @@ def supported_languages(profile_dir: Optional[str] = None) -> frozenset:
     return _SUPPORTED
 
 
+# Word evidence (LanguageFilter.word_clues). A *foreign* word: held by the small list (>= 1e-6) of a
+# language not asked for, and by no list of a language asked for at FOREIGN_ABSENT_BELOW or more
+# (wordfreq's large lists where there is one: they reach 1e-8). A *known* word: held by a list of a
+# language asked for at KNOWN_WORD_FREQUENCY or more, and by the small list of no other language.
+FOREIGN_WORD_CONFIDENCE = 0.7     # a caption with a foreign word: dropped when 70% sure it is another language
+KNOWN_WORD_CONFIDENCE = 0.9999    # a caption with a known word: dropped only when all but certain
+FOREIGN_ABSENT_BELOW = 1e-7
+KNOWN_WORD_FREQUENCY = 10 ** -6.5
+_LOG_FOREIGN_ABSENT = math.log(FOREIGN_ABSENT_BELOW)
+_LOG_KNOWN = math.log(KNOWN_WORD_FREQUENCY)
+
+
+@dataclass(frozen=True)
+class WordClue:
+    """A word that moves one caption's drop threshold: ``kind`` "foreign" (only another language has it)
+    or "known" (only a language asked for has it), and the threshold it sets."""
+
+    kind: str
+    word: str
+    confidence: float
+
+
 class LanguageFilter:
     """Drops a row as another language only when the identifier is sure of it.
 
     The rule: with ``languages`` asked for, a caption with no language is ``no_language``; otherwise the
     posterior mass of the languages *not* asked for is compared with ``drop_confidence``: at or above
-    it the row is dropped as ``language``, below it the row is kept. A kept row whose best guess is not
-    among the languages asked for is *uncertain* (kept on doubt; counted by the stage).
+    it the row is dropped as ``language``, below it the row is kept. With ``word_evidence`` one word can
+    move that threshold (``word_clues``): a caption with a *foreign* word and no *known* one is dropped
+    at min(drop_confidence, FOREIGN_WORD_CONFIDENCE), one with a known word and no foreign one only at
+    max(drop_confidence, KNOWN_WORD_CONFIDENCE). A kept row whose best guess is not among the languages
+    asked for is *uncertain* (kept on doubt; counted by the stage).
     """
 
-    def __init__(self, config: LanguageConfig):
+    def __init__(self, config: LanguageConfig, wordlist_cache: Optional[str] = "default"):
         self.config = config
         self._wanted = None if config.languages is None else frozenset(config.languages)
+        self._wordlist_cache = wordlist_cache
+        self._wordlists: Optional[list[WordList]] = None  # loaded on first use
+
+    def _wanted_wordlists(self) -> list[WordList]:
+        """The widest word list of each language asked for; none when one of them has no list (then
+        nothing can be said to be missing from them)."""
+        if self._wordlists is None:
+            lists = [load_wordlist(code, self._wordlist_cache) for code in sorted(self._wanted)]
+            self._wordlists = lists if all(x is not None for x in lists) else []
+        return self._wordlists
+
+    def word_clues(self, guesses: Guesses) -> list[Optional[WordClue]]:
+        """Per text the word that moves its drop threshold, or None (no such word, or words of both
+        kinds, or ``word_evidence`` off)."""
+        n = len(guesses)
+        out: list[Optional[WordClue]] = [None] * n
+        ev = guesses.words
+        if self._wanted is None or not self.config.word_evidence or ev is None or not len(ev.text):
+            return out
+        lists = self._wanted_wordlists()
+        if not lists:
+            return out
+        wanted_cols = np.array([code in self._wanted for code in guesses.codes])
+        wanted_logf = np.max([wl.log_freq_of_hashes(ev.hashes) for wl in lists], axis=0)
+        elsewhere = ev.listed[:, ~wanted_cols].any(axis=1)
+        foreign = elsewhere & (wanted_logf < _LOG_FOREIGN_ABSENT)
+        known = ~elsewhere & (wanted_logf >= _LOG_KNOWN)
+        has_foreign = np.bincount(ev.text[foreign], minlength=n) > 0
+        has_known = np.bincount(ev.text[known], minlength=n) > 0
+        base = self.config.drop_confidence
+        for kind, mask, has, other, confidence in (
+                ("foreign", foreign, has_foreign, has_known, min(base, FOREIGN_WORD_CONFIDENCE)),
+                ("known", known, has_known, has_foreign, max(base, KNOWN_WORD_CONFIDENCE))):
+            at = np.flatnonzero(mask)
+            texts, first = np.unique(ev.text[at], return_index=True)
+            for text, i in zip(texts.tolist(), at[first].tolist()):
+                if has[text] and not other[text]:
+                    out[text] = WordClue(kind, ev.word(i), confidence)
+        return out
 
     @property
     def active(self) -> bool:
@@ -699,10 +799,11 @@ class LanguageFilter:
             return np.ones(len(guesses))
         return guesses.share_of(self._wanted)
 
-    def check(self, row: dict, wanted_share: Optional[float] = None) -> Optional[Drop]:
+    def check(self, row: dict, wanted_share: Optional[float] = None, clue: Optional[WordClue] = None) -> Optional[Drop]:
         """Keep (None) or drop the row from its ``language`` columns and the wanted languages' posterior
         mass (``wanted_share``; without it, only the best guess is known: its ``language_score`` is then
-        taken as the unwanted mass, a lower bound)."""
+        taken as the unwanted mass, a lower bound), with the threshold its ``clue`` sets, if any
+        (``word_clues``)."""
         if self._wanted is None:
             return None
         lang = row.get("language") or UNDETERMINED
@@ -715,10 +816,16 @@ class LanguageFilter:
             unwanted = float(score) if isinstance(score, (int, float)) else 1.0
         else:
             unwanted = 1.0 - float(wanted_share)
-        if unwanted >= self.config.drop_confidence:
+        confidence = self.config.drop_confidence if clue is None else clue.confidence
+        if unwanted >= confidence:
             detail = f" ({score:.2f})" if isinstance(score, (int, float)) else ""
-            return Drop("language", f"detected {lang}{detail}; {unwanted:.3f} sure it is none of "
-                                    f"{','.join(sorted(self._wanted))}")
+            wanted = ",".join(sorted(self._wanted))
+            why = ""
+            if clue is not None and clue.kind == "foreign":
+                why = f" (>= {confidence:g}: {clue.word!r} is a word of another language, not of {wanted})"
+            elif clue is not None:
+                why = f" (>= {confidence:g} although {clue.word!r} is a word of {wanted} only)"
+            return Drop("language", f"detected {lang}{detail}; {unwanted:.3f} sure it is none of {wanted}{why}")
         return None
 
     def uncertain(self, row: dict) -> bool:

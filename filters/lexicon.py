@@ -8,6 +8,10 @@ each of about 40 languages (1.7 M entries). They are read once into a compact ta
 files in the user's cache folder, which later processes map into memory (a few milliseconds).
 The table is rebuilt whenever the installed wordfreq's lists change (their names and sizes are its
 fingerprint).
+
+The language filter also asks whether a word is known *at all* in the languages asked for: for those it
+loads wordfreq's "large" list where there is one (every word down to 10^-8; English, German, French and
+18 others), else the small one, as a ``WordList`` per language, cached the same way.
 """
 from __future__ import annotations
 
@@ -28,10 +32,13 @@ _PROFILE_OF = {"nb": ("no",), "fil": ("tl",), "sh": ("hr",), "zh": ("zh-cn", "zh
 MIN_FREQUENCY = 1e-6  # the small lists' cut-off: an unlisted word is rarer than this
 
 
-def default_cache_path() -> str:
-    root = os.environ.get("CLIPCURATE_CACHE") or os.path.join(
+def _cache_root() -> str:
+    return os.environ.get("CLIPCURATE_CACHE") or os.path.join(
         os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "clipcurate")
-    return os.path.join(root, f"wordfreq_{WORDLIST}")
+
+
+def default_cache_path() -> str:
+    return os.path.join(_cache_root(), f"wordfreq_{WORDLIST}")
 
 
 def wordfreq_data_dir() -> str:
@@ -70,10 +77,13 @@ class Lexicon:
 
     def log_freq(self, words: Sequence[str]) -> np.ndarray:
         """(words, profiles) float32: log frequency, -inf where the word is not in that language's list."""
-        out = np.full((len(words), len(self.listed)), -np.inf, dtype=np.float32)
-        if not words or not len(self.hashes):
+        return self.log_freq_of_hashes(word_hash(words) if len(words) else np.zeros(0, dtype=np.int64))
+
+    def log_freq_of_hashes(self, h: np.ndarray) -> np.ndarray:
+        """``log_freq`` of words given as their ``word_hash``."""
+        out = np.full((len(h), len(self.listed)), -np.inf, dtype=np.float32)
+        if not len(h) or not len(self.hashes):
             return out
-        h = word_hash(words)
         pos = np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)
         found = np.flatnonzero(self.hashes[pos] == h)
         if found.size:
@@ -166,4 +176,88 @@ def _save(path: str, arrays: dict) -> None:
             shutil.rmtree(path, ignore_errors=True)  # a stale cache (another wordfreq)
         os.replace(tmp, path)
     except OSError:  # a read-only home, or another process renamed first: this one builds in memory
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- one language's widest list
+
+WIDE_WORDLIST = "large"
+
+
+def wordfreq_code(code: str) -> str:
+    """wordfreq's code of an output code or profile name ("no" -> "nb", "zh-cn" -> "zh")."""
+    for wf, profiles in _PROFILE_OF.items():
+        if code in profiles or code == wf:
+            return wf
+    return code
+
+
+@dataclass(frozen=True)
+class WordList:
+    """One language's words: sorted ``word_hash`` values and each word's natural log frequency."""
+
+    hashes: np.ndarray  # (words,) int64, sorted
+    logf: np.ndarray    # (words,) float32
+
+    def log_freq_of_hashes(self, h: np.ndarray) -> np.ndarray:
+        """(n,) float32: log frequency of each hashed word, -inf where the list does not hold it."""
+        out = np.full(len(h), -np.inf, dtype=np.float32)
+        if len(h) and len(self.hashes):
+            pos = np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)
+            found = self.hashes[pos] == h
+            out[found] = self.logf[pos[found]]
+        return out
+
+
+def load_wordlist(code: str, cache: Optional[str] = "default", data_dir: Optional[str] = None) -> Optional[WordList]:
+    """The widest list wordfreq has for a language (output code: "en", "no", "zh"): "large" where it has
+    one, else "small"; None when it has none. Cached as ``load_lexicon`` caches (``cache``: a folder,
+    "default" for one beside the lexicon's, None to build in memory; about a second the first time)."""
+    data_dir = data_dir or wordfreq_data_dir()
+    wf = wordfreq_code(code)
+    path = None
+    for wordlist in (WIDE_WORDLIST, WORDLIST):
+        candidate = os.path.join(data_dir, f"{wordlist}_{wf}.msgpack.gz")
+        if os.path.exists(candidate):
+            path = candidate
+            break
+    if path is None:
+        return None
+    fingerprint = f"{os.path.basename(path)}:{os.path.getsize(path)}"
+    folder = os.path.join(_cache_root(), f"wordfreq_{WIDE_WORDLIST}_{wf}") if cache == "default" else cache
+    if folder:
+        try:
+            with open(os.path.join(folder, "meta.json"), encoding="utf-8") as f:
+                if json.load(f).get("fingerprint") == fingerprint:
+                    return WordList(np.load(os.path.join(folder, "hashes.npy"), mmap_mode="r"),
+                                    np.load(os.path.join(folder, "logf.npy"), mmap_mode="r"))
+        except (OSError, ValueError, KeyError):
+            pass
+    from wordfreq import read_cBpack
+
+    buckets = read_cBpack(path)
+    words = [w for bucket in buckets for w in bucket]
+    logf = np.repeat(-np.arange(len(buckets)) / 100.0 * math.log(10.0), [len(b) for b in buckets]).astype(np.float32)
+    hashes = word_hash(words)
+    order = np.lexsort((-logf, hashes))  # by hash, the most frequent first; one entry per hash
+    hashes, logf = hashes[order], logf[order]
+    first = np.concatenate([[True], hashes[1:] != hashes[:-1]]) if len(hashes) else np.zeros(0, dtype=bool)
+    hashes, logf = hashes[first], logf[first]
+    if folder:
+        _save_wordlist(folder, hashes, logf, fingerprint)
+    return WordList(hashes, logf)
+
+
+def _save_wordlist(folder: str, hashes: np.ndarray, logf: np.ndarray, fingerprint: str) -> None:
+    tmp = f"{folder}.tmp-{os.getpid()}"
+    try:
+        os.makedirs(tmp, exist_ok=True)
+        np.save(os.path.join(tmp, "hashes.npy"), hashes)
+        np.save(os.path.join(tmp, "logf.npy"), logf)
+        with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+            json.dump({"fingerprint": fingerprint}, f)
+        if os.path.isdir(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+    except OSError:
         shutil.rmtree(tmp, ignore_errors=True)

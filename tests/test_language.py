@@ -223,7 +223,7 @@ def _template_set() -> list[tuple[str, str]]:
     spec = importlib.util.spec_from_file_location("language_filter_benchmark", BENCHMARK)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.template_set(80, 0)
+    return module.template_set(1000, 0)
 
 
 def _rates(lid, rows, wanted, **config) -> tuple[float, float, int]:
@@ -235,9 +235,10 @@ def _rates(lid, rows, wanted, **config) -> tuple[float, float, int]:
     filt = LanguageFilter(LanguageConfig(languages=wanted, **config))
     shares = filt.wanted_share(guesses)
     drops, keeps, uncertain, n_wanted = 0, 0, 0, 0
-    for (truth, _), lang, score, share in zip(rows, guesses.langs, guesses.scores, shares):
+    for (truth, _), lang, score, share, clue in zip(rows, guesses.langs, guesses.scores, shares,
+                                                     filt.word_clues(guesses)):
         row = {"language": lang, "language_score": score}
-        dropped = filt.check(row, float(share)) is not None
+        dropped = filt.check(row, float(share), clue) is not None
         uncertain += (not dropped) and filt.uncertain(row)
         if truth in wanted:
             n_wanted += 1
@@ -258,8 +259,8 @@ def test_dev_set_is_short_web_captions_written_for_it():
 
 
 @pytest.mark.parametrize("wanted, max_drop, max_keep", [
-    # targets 1% / 2%; measured (README): en 0.00% / 2.02%, de,fr 0.77% / 0.89%
-    (("en",), 0.01, 0.021), (("de", "fr"), 0.01, 0.02),
+    # targets 1% / 2%; measured (README): en 0.00% / 1.40%, de,fr 0.38% / 0.89%
+    (("en",), 0.01, 0.02), (("de", "fr"), 0.01, 0.02),
 ])
 def test_filter_rates_on_the_dev_set(lid, wanted, max_drop, max_keep):
     false_drop, false_keep, uncertain = _rates(lid, _tsv(DEV), wanted)
@@ -268,8 +269,8 @@ def test_filter_rates_on_the_dev_set(lid, wanted, max_drop, max_keep):
 
 
 @pytest.mark.parametrize("wanted, max_drop, max_keep", [
-    # held out (nothing was chosen on it); measured (README): en 1.25% / 1.50%, de,fr 0.31% / 1.44%
-    (("en",), 0.0125, 0.02), (("de", "fr"), 0.01, 0.02),
+    # held out (1,000 a language, seed 0); measured (README): en 0.35% / 1.34%, de,fr 0.38% / 1.09%
+    (("en",), 0.01, 0.02), (("de", "fr"), 0.01, 0.02),
 ])
 def test_filter_rates_on_the_template_set(lid, wanted, max_drop, max_keep):
     false_drop, false_keep, _ = _rates(lid, _template_set(), wanted)
@@ -281,6 +282,78 @@ def test_drop_confidence_trades_drops_for_keeps(lid):
     strict = _rates(lid, rows, ("de", "fr"), drop_confidence=0.5)
     lenient = _rates(lid, rows, ("de", "fr"), drop_confidence=0.999)
     assert strict[0] > lenient[0] and strict[1] < lenient[1]
+
+
+def _decide(lid, captions, wanted, **config):
+    """Per caption (dropped as language?, the word clue) through the real identifier and filter."""
+    guesses = lid.guess_batch(captions)
+    filt = LanguageFilter(LanguageConfig(languages=wanted, **config))
+    clues = filt.word_clues(guesses)
+    out = []
+    for lang, score, share, clue in zip(guesses.langs, guesses.scores, filt.wanted_share(guesses), clues):
+        drop = filt.check({"language": lang, "language_score": score}, float(share), clue)
+        out.append((drop, clue))
+    return out
+
+
+def test_a_word_only_another_language_has_lowers_the_drop_confidence(lid):
+    from clipcurate.filters.language import FOREIGN_WORD_CONFIDENCE
+
+    # Dutch, Norwegian, French captions the identifier is only 83-96% sure of: a word no English list
+    # holds, even wordfreq's large one ("hoedje", "hotellrom", "citrouille"), settles them
+    captions = ["party hoedje", "hotellrom", "citrouille d'Halloween"]
+    with_words = _decide(lid, captions, ("en",))
+    for (drop, clue), word in zip(with_words, ("hoedje", "hotellrom", "citrouille")):
+        assert drop is not None and drop.reason == "language" and repr(word) in drop.message
+        assert clue.kind == "foreign" and clue.word == word and clue.confidence == FOREIGN_WORD_CONFIDENCE
+    assert all(drop is None for drop, _ in _decide(lid, captions, ("en",), word_evidence=False))
+    # an English word beside it cancels it: nothing moves, the caption is kept on doubt
+    assert _decide(lid, ["platter hoedje"], ("en",)) == [(None, None)]
+    # a stricter --language-drop-confidence stays stricter
+    assert _decide(lid, ["party hoedje"], ("en",), drop_confidence=0.5)[0][1].confidence == 0.5
+
+
+def test_a_word_only_a_wanted_language_has_raises_the_drop_confidence(lid):
+    from clipcurate.filters.language import KNOWN_WORD_CONFIDENCE
+
+    # German made of an English loanword: 99.94% "not German or French" to the identifier, but
+    # "Strampler" is in German's large list and in no other language's list
+    (drop, clue), = _decide(lid, ["Baby Strampler"], ("de", "fr"))
+    assert drop is None and clue.kind == "known" and clue.word == "strampler"
+    assert clue.confidence == KNOWN_WORD_CONFIDENCE
+    assert _decide(lid, ["Baby Strampler"], ("de", "fr"), word_evidence=False)[0][0].reason == "language"
+    # sure captions are still dropped
+    assert _decide(lid, ["a small red house next to the river"], ("de", "fr"))[0][0].reason == "language"
+
+
+def test_word_evidence_lowers_errors_on_both_sets(lid):
+    """Measured with and without it on the development set and the held-out template set: neither rate
+    higher, one of them lower, and fewer false keeps for en everywhere."""
+    for rows in (_tsv(DEV), _template_set()):
+        for wanted in (("en",), ("de", "fr")):
+            on = _rates(lid, rows, wanted)
+            off = _rates(lid, rows, wanted, word_evidence=False)
+            assert on[0] <= off[0] and on[1] <= off[1] and on[:2] != off[:2], (wanted, on, off)
+            assert on[1] < off[1] or wanted != ("en",), (on, off)
+
+
+def test_no_word_evidence_without_a_word_list_for_every_wanted_language(lid):
+    # langdetect knows Afrikaans, wordfreq has no list for it: nothing can be missing from it
+    assert [clue for _, clue in _decide(lid, ["party hoedje", "Baby Strampler"], ("af",))] == [None, None]
+    assert [clue for _, clue in _decide(lid, ["party hoedje"], ("af", "en"))] == [None]
+
+
+def test_wide_word_lists_are_cached_and_reach_rarer_words(tmp_path):
+    from clipcurate.filters.lexicon import load_wordlist, word_hash, wordfreq_code
+
+    assert (wordfreq_code("no"), wordfreq_code("zh"), wordfreq_code("tl"), wordfreq_code("en")) == ("nb", "zh", "fil", "en")
+    built = load_wordlist("en", cache=str(tmp_path / "en"))
+    again = load_wordlist("en", cache=str(tmp_path / "en"))
+    assert isinstance(again.hashes, np.memmap) and np.array_equal(built.hashes, again.hashes)
+    logf = again.log_freq_of_hashes(word_hash(["mitten", "the", "strampler"]))
+    # "mitten" is rarer than the small lists' 1e-6 in English, but in its large list
+    assert np.log(1e-8) <= logf[0] < np.log(1e-6) and logf[1] > np.log(1e-2) and logf[2] == -np.inf
+    assert load_wordlist("af", cache=str(tmp_path / "af")) is None
 
 
 def test_no_language_strings_get_und(lid):

@@ -109,6 +109,31 @@ def test_doubtful_captions_are_kept_and_counted_in_stats(tmp_path):
     assert {r["source_row"] for r in _rows(out, "rejects/*/*.parquet") if r["reason"] == "language"} >= {1}
 
 
+def test_single_words_move_the_drop_confidence_in_a_run(tmp_path):
+    """A metadata-only run: a Dutch caption the identifier is 93.5% sure of is dropped under --languages en
+    because "hoedje" is in no English word list; a German caption of an English loanword is kept under
+    --languages de,fr because "Strampler" is German only. --no-language-word-evidence gives the plain rule."""
+    captions = ["a small red house next to the river", "party hoedje", "Baby Strampler"]
+    src = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": [f"http://example.com/{i}.jpg" for i in range(len(captions))],
+                             "caption": captions}), src)
+
+    def run(name, *extra):
+        out = tmp_path / name
+        assert cli_main(["run", "--input", str(src), "--output", str(out), "--until", "language", *extra]) == 0
+        rejects = {r["source_row"]: r for r in _rows(out, "rejects/*/*.parquet")}
+        return sorted(r["source_row"] for r in _rows(out, "pairs/*.parquet")), rejects
+
+    kept, rejects = run("en", "--languages", "en")
+    assert kept == [0, 2] and rejects[1]["reason"] == "language" and "'hoedje'" in rejects[1]["error_message"]
+    kept, _ = run("en_plain", "--languages", "en", "--no-language-word-evidence")
+    assert kept == [0, 1, 2]
+    kept, _ = run("de_fr", "--languages", "de,fr")
+    assert kept == [2]
+    kept, rejects = run("de_fr_plain", "--languages", "de,fr", "--no-language-word-evidence")
+    assert kept == [] and rejects[2]["reason"] == "language"
+
+
 def test_language_options_are_checked_up_front(tmp_path):
     import subprocess
     import sys
@@ -118,6 +143,7 @@ def test_language_options_are_checked_up_front(tmp_path):
     base = [sys.executable, "-m", "clipcurate.pipeline.cli", "run", "--input", str(src), "--output", str(tmp_path / "o")]
     for extra, needle in ((["--languages", "en,xx"], "unknown language code(s) xx"),
                           (["--language-drop-confidence", "0.5"], "needs --languages"),
+                          (["--no-language-word-evidence"], "needs --languages"),
                           (["--languages", "en", "--language-drop-confidence", "1.5"], "must be in (0, 1]"),
                           (["--languages", "en", "--language-url-prior", "-1"], "must be >= 0")):
         proc = subprocess.run(base + extra, capture_output=True, text=True, timeout=120,

@@ -25,10 +25,11 @@ class _Identify:
         hints = [row_hints(r, self.config) for r in rows] if self.use_hints else None
         guesses = self.identifier.guess_batch([clean_label(t) if is_label_like(t) else t for t in texts], hints)
         shares = self.filter.wanted_share(guesses).tolist()
+        clues = self.filter.word_clues(guesses)  # words that move a caption's drop threshold
         out = []
-        for row, lang, score, share in zip(rows, guesses.langs, guesses.scores, shares):
+        for row, lang, score, share, clue in zip(rows, guesses.langs, guesses.scores, shares, clues):
             row = dict(row, language=lang, language_score=float(score))
-            out.append((row, self.filter.check(row, share)))
+            out.append((row, self.filter.check(row, share, clue)))
         return out
 
 

@@ -62,6 +62,7 @@ def make_config(args):
     from clipcurate.pipeline.sources.labelled import labelled_root
     from clipcurate.pipeline.sources.tables import IngestConfig, InputError, check_input, expand_inputs
     from clipcurate.pipeline.flow import RunConfig
+    from clipcurate.pipeline.stages.dedup.exact import PairDedupConfig, buckets_for
     from clipcurate import schemas
     from clipcurate.pipeline.sinks.shards import WriteConfig
 
@@ -192,6 +193,8 @@ def make_config(args):
                           output_format=args.output_format, batch_layout=batch_layout_config(args)),
         ingest=ingest, input_schema=input_schema, labelled=labelled, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
+        pair_dedup=PairDedupConfig(buckets=buckets_for(sum(fs.stat(f)[0] for f in ingest.files))) if ingest
+        else PairDedupConfig(),
         language=language, prompts=prompt, download=download,
         score=score, select=select, until=args.until, **curation,
     )
@@ -217,6 +220,10 @@ def language_config(args):
         if languages is None:
             raise UsageError("--language-drop-confidence needs --languages")
         kwargs["drop_confidence"] = args.language_drop_confidence
+    if not getattr(args, "language_word_evidence", True):
+        if languages is None:
+            raise UsageError("--no-language-word-evidence needs --languages")
+        kwargs["word_evidence"] = False
     for name, default in (("page_prior", PAGE_PRIOR), ("url_prior", URL_PRIOR)):
         value = getattr(args, f"language_{name}")
         if value is None:

@@ -44,6 +44,10 @@ def add_arguments(parser):
                       help="with --languages: drop a caption as another language only when the identifier's "
                            "posterior that it is none of them is at least P; less sure ones are kept and counted "
                            "as kept_uncertain in stats.json (default 0.98, chosen on tests/data/langid_dev.tsv)")
+    text.add_argument("--no-language-word-evidence", dest="language_word_evidence", action="store_false",
+                      help="with --languages: let no single word move the drop confidence (by default a word only "
+                           "another language has lowers it to 0.7, one only a language asked for has raises it "
+                           "to 0.9999)")
     text.add_argument("--language-page-prior", type=float, nargs="?", const=float("nan"), default=None, metavar="NATS",
                       help="use the page's declared language (<html lang>, Content-Language; crawl and WARC rows) "
                            "as a prior: NATS added to that language's log posterior (alone: 2.0)")
