@@ -24,7 +24,7 @@ from clipcurate.filters.prompts import PromptConfig
 from clipcurate.filters.quality import QualityConfig
 from clipcurate.pipeline.stages.captions import CaptionStages
 from clipcurate.pipeline.stages.curate import Balance, caption_quality, hash_blocklist, image_quality, url_blocklist
-from clipcurate.pipeline.stages.dedup.exact import DedupImages, DedupPairs
+from clipcurate.pipeline.stages.dedup.exact import DedupImages, DedupPairs, PairDedupConfig
 from clipcurate.pipeline.stages.download import Download, DownloadConfig
 from clipcurate.pipeline.sources.tables import Ingest, IngestConfig
 from clipcurate.pipeline.stages.language import identify_language, write_uncertain
@@ -47,6 +47,7 @@ class RunConfig:
     crawl: object | None = None                 # crawl.CrawlConfig for --seeds
     warc: object | None = None                  # warc.WarcConfig for --warc
     normalize: NormalizeConfig = field(default_factory=NormalizeConfig)
+    pair_dedup: PairDedupConfig = field(default_factory=PairDedupConfig)
     language: LanguageConfig = field(default_factory=LanguageConfig)
     prompts: PromptConfig = field(default_factory=PromptConfig)
     download: DownloadConfig = field(default_factory=DownloadConfig)
@@ -95,7 +96,7 @@ def build(p: beam.Pipeline, config: RunConfig):
          | "CountInput" >> WriteInputCount(config.write.output_dir))
 
     # per-row stages, then the caption steps on batches (one stage, ``captions``), then the image stages
-    first = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs())]
+    first = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs(config.pair_dedup))]
     steps = [url_blocklist(config.blocklist)] if config.blocklist.url_files else []
     steps += [identify_language(config.language), make_prompts(config.prompts)]
     if config.quality.checks_captions:

@@ -93,7 +93,7 @@ def test_normalize_stage_routes_rejects():
             {"url": "javascript:alert(1)", "caption": "x", "source_file": "f", "source_row": 1}]
     with TestPipeline(runner="DirectRunner") as p:
         kept, rejects = p | beam.Create(rows) | Normalize(NormalizeConfig())
-        assert_that(kept | "k" >> beam.Map(lambda r: (r["url"], r["caption"], len(r["key"]))),
+        assert_that(kept | "rows" >> beam.FlatMap(lambda batch: batch) | "k" >> beam.Map(lambda r: (r["url"], r["caption"], len(r["key"]))),
                     equal_to([("http://example.com/a.jpg", "a & b", 24)]), label="kept")
         assert_that(rejects | "r" >> beam.Map(lambda r: (r["stage"], r["reason"], r["source_row"])),
                     equal_to([("normalize", "unsupported_scheme", 1)]), label="rejects")

@@ -14,6 +14,7 @@ import pyarrow as pa
 from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
+from clipcurate.pipeline.packed import pack_rows, unpack_rows
 from clipcurate.pipeline.sinks.arrow import to_table
 from clipcurate.pipeline.stages.base import Timer, key_range
 from clipcurate.schemas.layout import PAIRS
@@ -34,8 +35,8 @@ class _WritePart(beam.DoFn):
         self.timer = Timer("write")
 
     def process(self, item):
-        part, lists = item
-        rows = sorted((row for rows in lists for row in rows), key=lambda r: r["key"])
+        part, packs = item
+        rows = sorted((row for data in packs for row in unpack_rows(data)), key=lambda r: r["key"])
         self.timer.count(len(rows))
         with self.timer:
             write_table(fs.join(self.output_dir, PAIRS, f"{part:05d}.parquet"), to_table(rows, self.schema),
@@ -52,7 +53,8 @@ class WritePairs(beam.PTransform):
 
     def expand(self, batches):
         """``batches``: lists of rows (the caption stages' output). Each batch is cut by key range into
-        one list per part, so the shuffle moves a few lists per batch, not one element per row."""
+        one packed value per part (``pipeline.packed``), so the shuffle moves a few values per batch,
+        not one element per row."""
         schema = pairs_schema(self.stage, self.extra)
         n = self.rows_per_file
         total = batches | "Rows" >> beam.Map(len) | "Total" >> beam.CombineGlobally(sum)
@@ -64,8 +66,8 @@ class WritePairs(beam.PTransform):
 
 
 def split_by_part(rows: list, parts: int) -> list:
-    """[(part, rows of that part)] for one batch, parts by key range (``key_range``)."""
+    """[(part, packed rows of that part)] for one batch, parts by key range (``key_range``)."""
     found: dict = {}
     for row in rows:
         found.setdefault(key_range(row["key"], parts), []).append(row)
-    return sorted(found.items())
+    return [(part, pack_rows(part_rows)) for part, part_rows in sorted(found.items())]

@@ -2,18 +2,21 @@
 ``reject_rows_per_file`` rows each, every row with its stage, reason and message (the
 ``reject_schema``). A stage with millions of rejects is many files written by many workers, never
 one group on one worker; rows are spread over a stage's files by a hash of where they came from,
-and sorted by input order inside each file, so the same input gives the same files.
+and sorted by input order inside each file, so the same input gives the same files. The rows of a
+batch of rejects that go to the same file travel packed as one value (``pipeline.packed``).
 """
 from __future__ import annotations
 
 import hashlib
 import math
+from collections import Counter
 
 import apache_beam as beam
 
 from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
+from clipcurate.pipeline.packed import pack_rows, unpack_rows
 from clipcurate.pipeline.sinks.arrow import to_table
 from clipcurate.pipeline.sinks.shards import WriteConfig
 from clipcurate.pipeline.stages.base import key_range
@@ -36,8 +39,8 @@ class _WriteRejects(beam.DoFn):
         self.config = config
 
     def process(self, item):
-        (stage, part), rows = item
-        rows = sorted(rows, key=input_order)
+        (stage, part), packs = item
+        rows = sorted((row for data in packs for row in unpack_rows(data)), key=input_order)
         schema = schemas.reject_schema(list(self.config.extra_fields))
         path = fs.join(rejects_dir(self.config.output_dir), stage, f"{part:05d}.parquet")
         write_table(path, to_table(rows, schema), self.config.row_group_rows)
@@ -51,13 +54,26 @@ class WriteRejects(beam.PTransform):
 
     def expand(self, rejects):
         n = self.config.reject_rows_per_file
-        staged = rejects | "ByStage" >> beam.Map(lambda r: (r.get("stage") or "internal", r))
-        counts = (staged | "Stages" >> beam.Map(lambda kv: kv[0])
-                  | "PerStage" >> beam.combiners.Count.PerElement())
+        batches = rejects | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=4096)
+        counts = (batches | "Stages" >> beam.FlatMap(lambda rows: Counter(stage_of(r) for r in rows).items())
+                  | "PerStage" >> beam.CombinePerKey(sum))
         return (
-            staged
-            | "Part" >> beam.Map(lambda kv, c: ((kv[0], part_of(kv[1], max(1, math.ceil(c[kv[0]] / n)))), kv[1]),
-                                 beam.pvalue.AsDict(counts))
+            batches
+            | "Part" >> beam.FlatMap(_to_parts, beam.pvalue.AsDict(counts), n)
             | "GroupPart" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WriteRejects(self.config))
         )
+
+
+def stage_of(row: dict) -> str:
+    return row.get("stage") or "internal"
+
+
+def _to_parts(rows: list, counts: dict, rows_per_file: int):
+    """A batch of rejects -> ((stage, file), packed rows) for each file it touches."""
+    found: dict = {}
+    for row in rows:
+        stage = stage_of(row)
+        found.setdefault((stage, part_of(row, max(1, math.ceil(counts[stage] / rows_per_file)))), []).append(row)
+    for where, part_rows in sorted(found.items()):
+        yield where, pack_rows(part_rows)

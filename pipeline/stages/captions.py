@@ -1,7 +1,8 @@
 """The caption stages on batches of rows: URL blocklist, language, prompts, caption quality.
 
 Between pair dedup and download every step looks at one row at a time and needs no shuffle, so the
-steps run one after the other inside one DoFn, on batches (``BatchElements``): one Python call per
+steps run one after the other inside one DoFn, on batches (the lists that pair dedup or normalize
+emit, cut to at most ``batch_rows``): one Python call per
 step per batch, not per row, and one element per batch between the steps. Each step keeps its own
 stage name (rejects, timers, progress) and reason strings; the stage's main output is batches (lists
 of rows), which the pairs writer takes as they are and the download stage after an unbatching step.
@@ -74,16 +75,19 @@ class _Steps(beam.DoFn):
 
 
 class CaptionStages(beam.PTransform):
-    """rows -> (batches of kept rows, rejects). With ``on_count``, the numbers the steps count
+    """batches of rows -> (batches of kept rows, rejects). With ``on_count``, the numbers the steps count
     (``CaptionStep.count``) are summed by a combiner and handed to ``on_count(total)`` once."""
 
-    def __init__(self, steps: list[CaptionStep], on_count: Optional[Callable[[int], object]] = None):
+    def __init__(self, steps: list[CaptionStep], on_count: Optional[Callable[[int], object]] = None,
+                 batch_rows: int = 2048):
         super().__init__()
         self.steps = tuple(steps)
         self.on_count = on_count
+        self.batch_rows = batch_rows
 
-    def expand(self, rows):
-        batches = rows | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=2048)
+    def expand(self, batches):
+        n = self.batch_rows
+        batches = batches | "Batch" >> beam.FlatMap(lambda rows: (rows[i:i + n] for i in range(0, len(rows), n)))
         result = batches | "Steps" >> beam.ParDo(_Steps(self.steps)).with_outputs(REJECTS, COUNTS, main="main")
         if self.on_count is not None:
             _ = (result[COUNTS] | "Sum" >> beam.CombineGlobally(sum)

@@ -1,4 +1,8 @@
-"""The normalize stage: record batches (or labelled rows) -> clean rows with a content key."""
+"""The normalize stage: record batches (or single rows) -> lists of clean rows with a content key.
+
+One list per input element: a record batch stays a batch (the stages after it shuffle and step
+through batches, not rows); a single row (labelled, crawled) becomes a list of one.
+"""
 from __future__ import annotations
 
 import apache_beam as beam
@@ -21,7 +25,7 @@ class _NormalizeDoFn(beam.DoFn):
         rows = item.to_pylist() if isinstance(item, pa.RecordBatch) else [item]
         self.timer.count(len(rows))
         with self.timer:
-            out = []
+            kept, out = [], []
             for row in rows:
                 try:
                     clean, drop = self.normalizer(row)
@@ -29,9 +33,11 @@ class _NormalizeDoFn(beam.DoFn):
                     out.append(beam.pvalue.TaggedOutput(REJECTS, internal_error(row, err)))
                     continue
                 if drop is None:
-                    out.append(clean)
+                    kept.append(clean)
                 else:
                     out.append(beam.pvalue.TaggedOutput(REJECTS, reject_row(clean, drop.reason, drop.message)))
+        if kept:
+            yield kept
         yield from out
 
 

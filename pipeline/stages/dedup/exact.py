@@ -3,22 +3,28 @@
 Pairs: grouped by normalized URL. Within a URL the row that came first in the
 input (by ``source_file``, then ``source_row``) is kept; a later row with the
 same caption is a ``duplicate_pair``, one with another caption a
-``duplicate_url``. Images: grouped by the sha256 of the downloaded bytes,
+``duplicate_url``. The shuffle moves buckets, not rows: each batch's rows go to
+``PairDedupConfig.buckets`` buckets by a CRC of the URL, packed into one value
+per bucket (``pipeline.packed``). The bucket count is set at launch from the
+input's size (``buckets_for``), so the rows flow from the reader into the
+buckets without waiting for a count. A bucket's worker reads the bucket twice:
+first to find each URL's first row (it holds one small entry per distinct URL,
+not the rows), then to sort the rows out, so a URL repeated a million times
+costs no more than one seen twice. Images: grouped by the sha256 of the downloaded bytes,
 the first row in input order is kept, the others are ``duplicate_image``.
 """
 from __future__ import annotations
 
+import math
+import zlib
+from dataclasses import dataclass
+
 import apache_beam as beam
 
 from clipcurate.filters.base import reject_row
+from clipcurate.pipeline.packed import pack_rows, unpack_rows
 from clipcurate.pipeline.stages.base import REJECTS
 from clipcurate.schemas.records import input_order, where
-
-
-def _url_reason(kept: dict, row: dict) -> tuple[str, str]:
-    if row.get("caption") == kept.get("caption"):
-        return "duplicate_pair", f"same URL and caption as {where(kept)}"
-    return "duplicate_url", f"URL already taken by {where(kept)}"
 
 
 def _image_reason(kept: dict, row: dict) -> tuple[str, str]:
@@ -40,13 +46,81 @@ class _KeepFirst(beam.DoFn):
             yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, *self.reason(kept, row)))
 
 
+@dataclass(frozen=True)
+class PairDedupConfig:
+    buckets: int = 16        # URL hash buckets: the groups of the shuffle (``buckets_for`` sizes them)
+    batch_rows: int = 2048   # kept rows leave a bucket in lists of at most this many
+
+
+BUCKET_ROWS = 100_000   # about this many rows a bucket
+BYTES_PER_ROW = 64      # an input table's bytes a row, at least (Parquet of URL + caption: ~70-100)
+
+
+def buckets_for(input_bytes: int) -> int:
+    """Buckets for an input of ``input_bytes``: about ``BUCKET_ROWS`` rows each if rows are small."""
+    return max(1, math.ceil(input_bytes / BYTES_PER_ROW / BUCKET_ROWS))
+
+
+def _bucket_of(url: str, buckets: int) -> int:
+    return zlib.crc32(url.encode("utf-8", "surrogatepass")) % buckets
+
+
+def _to_buckets(rows: list, buckets: int):
+    """One batch -> (bucket, packed rows of that bucket) for each bucket it touches."""
+    found: dict = {}
+    for row in rows:
+        found.setdefault(_bucket_of(row["url"], buckets), []).append(row)
+    for bucket, part in sorted(found.items()):
+        yield bucket, pack_rows(part)
+
+
+class _KeepFirstPerUrl(beam.DoFn):
+    """A bucket's packed batches -> batches of kept rows, and a reject per later row of a URL."""
+
+    def __init__(self, batch_rows: int):
+        self.batch_rows = batch_rows
+
+    def process(self, item):
+        _, packs = item
+        first: dict = {}  # url -> (input order, (pack, row) index, the row's where, caption)
+        for p, data in enumerate(packs):
+            for i, row in enumerate(unpack_rows(data)):
+                order = input_order(row)
+                seen = first.get(row["url"])
+                if seen is None or order < seen[0]:
+                    first[row["url"]] = (order, (p, i), where(row), row.get("caption"))
+        kept = []
+        for p, data in enumerate(packs):
+            for i, row in enumerate(unpack_rows(data)):
+                _, at, place, caption = first[row["url"]]
+                if at == (p, i):
+                    kept.append(row)
+                    if len(kept) >= self.batch_rows:
+                        yield kept
+                        kept = []
+                elif row.get("caption") == caption:
+                    yield beam.pvalue.TaggedOutput(REJECTS, reject_row(
+                        row, "duplicate_pair", f"same URL and caption as {place}"))
+                else:
+                    yield beam.pvalue.TaggedOutput(REJECTS, reject_row(
+                        row, "duplicate_url", f"URL already taken by {place}"))
+        if kept:
+            yield kept
+
+
 class DedupPairs(beam.PTransform):
-    def expand(self, rows):
+    """batches of rows -> (batches of kept rows, rejects)."""
+
+    def __init__(self, config: PairDedupConfig = PairDedupConfig()):
+        super().__init__()
+        self.config = config
+
+    def expand(self, batches):
         result = (
-            rows
-            | "ByUrl" >> beam.Map(lambda r: (r["url"], r))
+            batches
+            | "ByUrl" >> beam.FlatMap(_to_buckets, self.config.buckets)
             | "Group" >> beam.GroupByKey()
-            | "KeepFirst" >> beam.ParDo(_KeepFirst(_url_reason)).with_outputs(REJECTS, main="main")
+            | "KeepFirst" >> beam.ParDo(_KeepFirstPerUrl(self.config.batch_rows)).with_outputs(REJECTS, main="main")
         )
         return result.main, result[REJECTS]
 
