@@ -22,6 +22,7 @@ from clipcurate.filters.language import LanguageConfig
 from clipcurate.filters.normalize import NormalizeConfig
 from clipcurate.filters.prompts import PromptConfig
 from clipcurate.filters.quality import QualityConfig
+from clipcurate.pipeline.stages.base import PROGRESS
 from clipcurate.pipeline.stages.captions import CaptionStages
 from clipcurate.pipeline.stages.curate import Balance, caption_quality, hash_blocklist, image_quality, url_blocklist
 from clipcurate.pipeline.stages.dedup.exact import DedupImages, DedupPairs, PairDedupConfig
@@ -171,8 +172,11 @@ def run(config: RunConfig, options: PipelineOptions) -> dict:
     start = time.time()
     p = beam.Pipeline(options=options)
     build(p, config)
-    result = p.run()
-    result.wait_until_finish()
+    try:
+        result = p.run()
+        result.wait_until_finish()
+    finally:
+        PROGRESS.stop()  # this process's progress line (the in-memory runner's workers are threads of it)
     info = {"input_rows": read_input_count(config.write.output_dir), "total_s": round(time.time() - start, 3), "stages": stage_times(result)}
     if config.language.languages is not None:  # rows the language stage kept on doubt
         from clipcurate.pipeline.stages.language import read_uncertain_count

@@ -84,6 +84,29 @@ def test_progress_lines_on_stderr(web, tmp_path):
     assert lines and "download 12" in lines[-1] and "/s)" in lines[-1]
 
 
+def test_progress_stops_when_an_in_process_run_returns(tmp_path, capsys, monkeypatch):
+    """A notebook or test session that calls the CLI gets no progress lines after the run is over."""
+    import time
+
+    from clipcurate.pipeline.cli import main
+    from clipcurate.pipeline.stages.base import PROGRESS
+
+    table = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"url": [f"http://example.com/{i}.jpg" for i in range(50)],
+                             "caption": [f"a photo number {i}" for i in range(50)]}), table)
+    monkeypatch.setattr(PROGRESS, "enabled", True)
+    monkeypatch.setattr(PROGRESS, "interval", 0.05)
+    for n in range(2):
+        assert main(["run", "--input", str(table), "--output", str(tmp_path / f"o{n}"), "--until", "prompts"]) == 0
+        captured = capsys.readouterr()
+        lines = [line for line in captured.err.splitlines() if line.startswith("progress")]
+        assert lines and "normalize 50 " in lines[-1]  # the last counts, whole, when the run ends
+        assert "50 input rows" in captured.out
+        assert PROGRESS.thread is None
+        time.sleep(0.3)
+        assert "progress" not in capsys.readouterr().err  # nothing more once the run has returned
+
+
 def test_a_mistyped_option_is_an_error_but_beam_options_pass(table, tmp_path):
     one_line_error(clipcurate("run", "--input", str(table), "--caption-col", "text", "--output", str(tmp_path / "o"),
                               "--languges", "en"), "--languges")

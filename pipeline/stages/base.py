@@ -43,6 +43,7 @@ class _Progress:
         self.counts: dict[str, int] = {}
         self.lock = threading.Lock()
         self.thread = None
+        self.stopped = threading.Event()
         self.start = time.time()
         self.enabled = os.environ.get("CLIPCURATE_PROGRESS", "1") != "0"
 
@@ -51,8 +52,20 @@ class _Progress:
             self.counts[stage] = self.counts.get(stage, 0) + n
             if self.thread is None and self.enabled:
                 self.start = time.time()
-                self.thread = threading.Thread(target=self._loop, name="clipcurate-progress", daemon=True)
+                self.stopped = threading.Event()
+                self.thread = threading.Thread(target=self._loop, args=(self.stopped,), name="clipcurate-progress",
+                                               daemon=True)
                 self.thread.start()
+
+    def stop(self) -> None:
+        """The run is over (in this process): no more lines; the next run counts from zero."""
+        with self.lock:
+            thread, self.thread = self.thread, None
+        if thread is not None:
+            self.stopped.set()
+            thread.join(timeout=5)
+        with self.lock:
+            self.counts = {}
 
     def line(self) -> str:
         with self.lock:
@@ -61,15 +74,16 @@ class _Progress:
         parts = [f"{stage} {n} ({n / elapsed:.0f}/s)" for stage, n in counts.items()]
         return f"progress {elapsed:5.0f}s: " + ", ".join(parts)
 
-    def _loop(self):
+    def _loop(self, stopped: threading.Event):
         tty = sys.stderr.isatty()
-        while True:
-            time.sleep(1.0 if tty else self.interval)
+        while not stopped.wait(1.0 if tty else self.interval):
             if tty:
                 sys.stderr.write("\r" + self.line()[:200] + "\x1b[K")
             else:
                 sys.stderr.write(self.line() + "\n")
             sys.stderr.flush()
+        sys.stderr.write(("\r" + self.line()[:200] + "\x1b[K" if tty else self.line()) + "\n")  # the last counts
+        sys.stderr.flush()
 
 
 PROGRESS = _Progress(float(os.environ.get("CLIPCURATE_PROGRESS_INTERVAL", "10")))
