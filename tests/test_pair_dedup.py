@@ -84,3 +84,19 @@ def test_bucket_count_follows_the_input_size():
     assert buckets_for(10_000) == 1
     assert buckets_for(64 * 100_000 * 10) == 10  # about 100 k small rows a bucket
     assert buckets_for(7 * 2**30) > 1000          # a 7 GiB table: over a thousand groups, not one
+
+
+def test_a_picture_under_many_urls_keeps_the_first_row_and_names_it_in_every_reject():
+    from clipcurate.pipeline.stages.dedup.exact import DedupImages
+
+    rows = [{"url": f"http://site{n}.example.com/spacer.gif", "caption": f"c{n}", "sha256": "ab" * 32,
+             "source_file": "in.parquet", "source_row": n, "key": f"k{n}"} for n in range(500)]
+    rows += [{"url": "http://other.example.com/a.jpg", "caption": "a", "sha256": "cd" * 32,
+              "source_file": "in.parquet", "source_row": 1000, "key": "k1000"}]
+    random.Random(5).shuffle(rows)
+    with TestPipeline(runner="DirectRunner") as p:
+        kept, rejects = p | beam.Create(rows) | DedupImages()
+        assert_that(kept | "k" >> beam.Map(lambda r: r["key"]), equal_to(["k0", "k1000"]), label="kept")
+        assert_that(rejects | "r" >> beam.Map(lambda r: (r["reason"], r["error_message"])),
+                    equal_to([("duplicate_image", "same image bytes as in.parquet:0 (http://site0.example.com/spacer.gif)")]
+                             * 499), label="rejects")

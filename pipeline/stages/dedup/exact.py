@@ -32,18 +32,26 @@ def _image_reason(kept: dict, row: dict) -> tuple[str, str]:
 
 
 class _KeepFirst(beam.DoFn):
-    """Of a group, the first row in input order is kept; ``reason(kept, row)`` names why each other one goes."""
+    """Of a group, the first row in input order is kept; ``reason(kept, row)`` names why each other one goes.
+
+    Two passes over the group (a Beam group can be iterated again): the first finds the kept row,
+    the second rejects the others, so a group of a million copies of one placeholder picture is
+    never sorted or copied into a list here."""
 
     def __init__(self, reason):
         self.reason = reason
 
     def process(self, item):
         _, rows = item
-        rows = sorted(rows, key=input_order)
-        kept = rows[0]
+        best, kept, best_order = None, None, None
+        for i, row in enumerate(rows):
+            order = input_order(row)
+            if best is None or order < best_order:
+                best, kept, best_order = i, row, order
         yield kept
-        for row in rows[1:]:
-            yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, *self.reason(kept, row)))
+        for i, row in enumerate(rows):
+            if i != best:
+                yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, *self.reason(kept, row)))
 
 
 @dataclass(frozen=True)
