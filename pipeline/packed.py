@@ -37,3 +37,19 @@ def unpack_rows(data: bytes) -> list[dict]:
         return [dict(zip(keys, vals)) for vals in values[0]]
     its = [iter(vals) for vals in values]
     return [dict(zip(shapes[i], next(its[i]))) for i in order]
+
+
+def unpack_columns(packs, names) -> tuple[int, dict[str, list]]:
+    """Packed rows as columns, without making a dict per row: (rows, {name: values}) for ``names``; a
+    row without a field has None there. Rows come grouped by shape, not in their packed order."""
+    columns: dict[str, list] = {name: [] for name in names}
+    n = 0
+    for data in packs:
+        shapes, _, values = _CODER.decode(data)
+        for keys, vals in zip(shapes, values):
+            cols = dict(zip(keys, zip(*vals))) if vals else {}
+            for name in names:
+                col = cols.get(name)
+                columns[name].extend(col if col is not None else (None,) * len(vals))
+            n += len(vals)
+    return n, columns

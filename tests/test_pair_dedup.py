@@ -24,6 +24,17 @@ def test_packed_rows_come_back_as_the_same_dicts_in_the_same_order():
     assert unpack_rows(pack_rows([])) == []
 
 
+def test_packed_rows_read_as_columns_match_the_rows():
+    from clipcurate.pipeline.packed import unpack_columns
+
+    a = [{"key": "b", "url": "u1", "n": 1}, {"key": "a", "url": "u2"}, {"key": "c", "url": "u3", "n": 3}]
+    b = [{"key": "d", "n": 4, "url": "u4"}]
+    n, cols = unpack_columns([pack_rows(a), pack_rows(b), pack_rows([])], ["key", "url", "n", "absent"])
+    assert n == 4
+    got = sorted(zip(cols["key"], cols["url"], cols["n"], cols["absent"]))
+    assert got == sorted((r["key"], r["url"], r.get("n"), None) for r in a + b)
+
+
 def test_packing_drops_the_per_row_field_names():
     rows = [{"url": f"http://example.com/{i}.jpg", "caption": "a red car", "source_file": "in.parquet",
              "source_row": i, "key": f"{i:024x}"} for i in range(1000)]

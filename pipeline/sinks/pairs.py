@@ -14,8 +14,8 @@ import pyarrow as pa
 from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
-from clipcurate.pipeline.packed import pack_rows, unpack_rows
-from clipcurate.pipeline.sinks.arrow import to_table
+from clipcurate.pipeline.packed import pack_rows, unpack_columns
+from clipcurate.pipeline.sinks.arrow import columns_table
 from clipcurate.pipeline.stages.base import Timer, key_range
 from clipcurate.schemas.layout import PAIRS
 from clipcurate.schemas.records import fields_after
@@ -36,12 +36,12 @@ class _WritePart(beam.DoFn):
 
     def process(self, item):
         part, packs = item
-        rows = sorted((row for data in packs for row in unpack_rows(data)), key=lambda r: r["key"])
-        self.timer.count(len(rows))
         with self.timer:
-            write_table(fs.join(self.output_dir, PAIRS, f"{part:05d}.parquet"), to_table(rows, self.schema),
-                        self.row_group_rows)
-        yield len(rows)
+            n, columns = unpack_columns(packs, self.schema.names)
+            table = columns_table(columns, self.schema).sort_by("key")  # keys are unique after pair dedup
+            write_table(fs.join(self.output_dir, PAIRS, f"{part:05d}.parquet"), table, self.row_group_rows)
+        self.timer.count(n)
+        yield n
 
 
 class WritePairs(beam.PTransform):
