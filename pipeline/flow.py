@@ -60,6 +60,7 @@ class RunConfig:
     select: object | None = None                # select.SelectConfig when --clip is given
     balance: BalanceConfig | None = None
     until: str | None = None                    # a metadata-only run: stop after this stage (UNTIL), write pairs/
+    expected_rows: int | None = None            # the launcher's estimate of the input rows (from file sizes)
 
 
 # --until STAGE: the stage labels it keeps, and the fields stage (schemas.records) its rows have
@@ -144,7 +145,7 @@ def build(p: beam.Pipeline, config: RunConfig):
 
     if config.until is not None:
         sizes = batches | "WritePairs" >> WritePairs(config.write.output_dir, UNTIL_FIELDS[config.until],
-                                                     config.write.extra_fields)
+                                                     config.write.extra_fields, expected_rows=config.expected_rows)
     else:
         sizes = rows | "WriteShards" >> WriteShards(config.write)
     counts = tuple(rejects) | "AllRejects" >> beam.Flatten() | "WriteRejects" >> WriteRejects(config.write)

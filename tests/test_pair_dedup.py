@@ -111,3 +111,26 @@ def test_a_picture_under_many_urls_keeps_the_first_row_and_names_it_in_every_rej
         assert_that(rejects | "r" >> beam.Map(lambda r: (r["reason"], r["error_message"])),
                     equal_to([("duplicate_image", "same image bytes as in.parquet:0 (http://site0.example.com/spacer.gif)")]
                              * 499), label="rejects")
+
+
+def test_pairs_files_are_sorted_key_ranges_counted_from_the_estimate_or_the_rows(tmp_path):
+    import glob
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    from clipcurate.pipeline.sinks.pairs import WritePairs
+
+    rows = [{"url": f"http://example.com/{i}.jpg", "caption": f"c {i}", "source_file": "in", "source_row": i,
+             "key": hashlib.sha256(str(i).encode()).hexdigest()[:24]} for i in range(900)]
+    for name, expected, files in (("estimate", 2000, 4), ("counted", None, 2)):
+        out = str(tmp_path / name)
+        with TestPipeline(runner="DirectRunner") as p:
+            _ = (p | beam.Create([rows[i:i + 64] for i in range(0, len(rows), 64)])
+                 | WritePairs(out, "normalize", (), rows_per_file=500, expected_rows=expected))
+        found = sorted(glob.glob(f"{out}/pairs/*.parquet"))
+        assert len(found) == files
+        keys = [pq.read_table(f).column("key").to_pylist() for f in found]
+        assert all(k == sorted(k) for k in keys)
+        assert all(a[-1] < b[0] for a, b in zip(keys, keys[1:]))  # ranges, in file order
+        assert sorted(k for ks in keys for k in ks) == sorted(r["key"] for r in rows)

@@ -1,6 +1,6 @@
 """Write the rows that survived a metadata-only run (``run --until STAGE``): OUT/pairs/NNNNN.parquet.
 
-Each file is a key range (``key_range``: about ``rows_per_file`` rows), sorted by key, with the
+Each file is a key range (``key_range``: one file per ``rows_per_file`` input rows), sorted by key, with the
 input's columns and the fields the stages that ran added (``schemas.records``): the table a user
 filters before downloading anything, as LAION and DataComp users do first.
 """
@@ -46,21 +46,28 @@ class _WritePart(beam.DoFn):
 
 class WritePairs(beam.PTransform):
     def __init__(self, output_dir: str, stage: str, extra_fields: tuple, rows_per_file: int = 200_000,
-                 row_group_rows: int = 100_000):
+                 row_group_rows: int = 100_000, expected_rows: int | None = None):
         super().__init__()
         self.output_dir, self.stage, self.extra = output_dir, stage, extra_fields
         self.rows_per_file, self.row_group_rows = rows_per_file, row_group_rows
+        self.expected_rows = expected_rows
 
     def expand(self, batches):
         """``batches``: lists of rows (the caption stages' output). Each batch is cut by key range into
         one packed value per part (``pipeline.packed``), so the shuffle moves a few values per batch,
-        not one element per row."""
+        not one element per row. The number of parts comes from ``expected_rows`` (the launcher's
+        estimate of the input rows: the rows go straight on, and files hold fewer rows where many are
+        dropped) or, without one, from a count of the rows (a side input: every row waits for it)."""
         schema = pairs_schema(self.stage, self.extra)
         n = self.rows_per_file
-        total = batches | "Rows" >> beam.Map(len) | "Total" >> beam.CombineGlobally(sum)
-        return (batches
-                | "Part" >> beam.FlatMap(lambda rows, t: split_by_part(rows, max(1, math.ceil(t / n))),
-                                         beam.pvalue.AsSingleton(total))
+        if self.expected_rows is not None:
+            parts = max(1, math.ceil(self.expected_rows / n))
+            split = batches | "Part" >> beam.FlatMap(split_by_part, parts)
+        else:
+            total = batches | "Rows" >> beam.Map(len) | "Total" >> beam.CombineGlobally(sum)
+            split = batches | "Part" >> beam.FlatMap(lambda rows, t: split_by_part(rows, max(1, math.ceil(t / n))),
+                                                     beam.pvalue.AsSingleton(total))
+        return (split
                 | "GroupPart" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(_WritePart(self.output_dir, schema, self.row_group_rows)))
 

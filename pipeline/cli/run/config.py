@@ -62,7 +62,7 @@ def make_config(args):
     from clipcurate.pipeline.sources.labelled import labelled_root
     from clipcurate.pipeline.sources.tables import IngestConfig, InputError, check_input, expand_inputs
     from clipcurate.pipeline.flow import RunConfig
-    from clipcurate.pipeline.stages.dedup.exact import PairDedupConfig, buckets_for
+    from clipcurate.pipeline.stages.dedup.exact import PairDedupConfig, buckets_for, rows_for
     from clipcurate import schemas
     from clipcurate.pipeline.sinks.shards import WriteConfig
 
@@ -187,14 +187,15 @@ def make_config(args):
     work_dir = fs.join(args.output, "_work", "download")
     download = dataclasses.replace(download, work_dir=work_dir, retry_failed=bool(args.retry_failed),
                                    unit_rows=args.work_unit_rows)
+    input_bytes = sum(fs.stat(f)[0] for f in ingest.files) if ingest else 0  # sizes the shuffles' groups
     return RunConfig(
         write=WriteConfig(output_dir=staging_dir(args.output), samples_per_shard=args.samples_per_shard,
                           extra_fields=tuple(extra), image_ext=args.encode_format,
                           output_format=args.output_format, batch_layout=batch_layout_config(args)),
         ingest=ingest, input_schema=input_schema, labelled=labelled, crawl=crawl, warc=warc,
         normalize=NormalizeConfig(max_caption_chars=args.max_caption_length),
-        pair_dedup=PairDedupConfig(buckets=buckets_for(sum(fs.stat(f)[0] for f in ingest.files))) if ingest
-        else PairDedupConfig(),
+        pair_dedup=PairDedupConfig(buckets=buckets_for(input_bytes)) if ingest else PairDedupConfig(),
+        expected_rows=rows_for(input_bytes) if ingest and not (args.seeds or args.warc or args.labelled) else None,
         language=language, prompts=prompt, download=download,
         score=score, select=select, until=args.until, **curation,
     )

@@ -64,9 +64,14 @@ BUCKET_ROWS = 100_000   # about this many rows a bucket
 BYTES_PER_ROW = 64      # an input table's bytes a row, at least (Parquet of URL + caption: ~70-100)
 
 
+def rows_for(input_bytes: int) -> int:
+    """The launcher's estimate of an input's rows from its bytes (at most this many, for small rows)."""
+    return math.ceil(input_bytes / BYTES_PER_ROW)
+
+
 def buckets_for(input_bytes: int) -> int:
     """Buckets for an input of ``input_bytes``: about ``BUCKET_ROWS`` rows each if rows are small."""
-    return max(1, math.ceil(input_bytes / BYTES_PER_ROW / BUCKET_ROWS))
+    return max(1, math.ceil(rows_for(input_bytes) / BUCKET_ROWS))
 
 
 def _bucket_of(url: str, buckets: int) -> int:
