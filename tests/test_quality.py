@@ -63,7 +63,7 @@ def test_quality_stages_route_rejects_with_stage_and_reason():
     caption_rows = [{"key": f"c{i}", "caption": c} for i, c in enumerate(["dog", "a red dog", "a small red dog"])]
     image_rows = [image_row("ok", 400, 300), image_row("small", 100, 100), image_row("wide", 900, 250)]
     with TestPipeline() as p:
-        batches, rejects = p | "Captions" >> beam.Create(caption_rows) | "CQ" >> CaptionStages([caption_quality(DATACOMP)])
+        batches, rejects = p | "Captions" >> beam.Create([caption_rows]) | "CQ" >> CaptionStages([caption_quality(DATACOMP)])
         kept = batches | "Unbatch" >> beam.FlatMap(lambda batch: batch)
         assert_that(kept | "CK" >> beam.Map(lambda r: r["key"]), equal_to(["c1", "c2"]), label="CaptionKept")
         assert_that(rejects | "CR" >> beam.Map(lambda r: (r["key"], r["stage"], r["reason"])),
@@ -131,7 +131,7 @@ def test_blocklist_stages(tmp_path):
              "sha256": hashlib.sha256(k.encode() if k != "hashed" else blocked_bytes).hexdigest(),
              "md5": "0" * 32} for k in ("bad", "hashed", "fine")]
     with TestPipeline() as p:
-        batches, url_rejects = p | beam.Create(rows) | "Urls" >> CaptionStages([url_blocklist(config)])
+        batches, url_rejects = p | beam.Create([rows]) | "Urls" >> CaptionStages([url_blocklist(config)])
         kept = batches | "Unbatch" >> beam.FlatMap(lambda batch: batch)
         kept, hash_rejects = kept | "Hashes" >> hash_blocklist(config)
         assert_that(kept | "K" >> beam.Map(lambda r: r["key"]), equal_to(["fine"]), label="Kept")
