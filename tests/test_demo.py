@@ -40,6 +40,10 @@ def test_foreign_and_broken_rows_never_reach_the_shards(demo):
     rejects = _rows(demo / "curated", "rejects/*/*.parquet")
     assert {r["stage"] for r in rejects if r["truth"] == "broken"} <= {"download", "image", "dedup"}
     assert {r["reason"] for r in rejects if r["truth"].startswith("foreign")} <= {"language", "duplicate_pair", "duplicate_url"}
+    # and no English caption (right, wrong, bare label, broken link) is lost to the language filter (issue 16);
+    # copies (duplicate_row, same_picture) carry their source row's caption, which may be foreign
+    assert not [(r["truth"], r["caption"]) for r in rejects
+                if r["truth"] in ("match", "mismatch", "label_only", "broken") and r["stage"] == "language"]
 
 
 def test_label_only_captions_became_prompts(demo):
