@@ -65,6 +65,12 @@ def word_hash(words: Sequence[str]) -> np.ndarray:
                                     "little", signed=True) for w in words], dtype=np.int64)
 
 
+def _find(hashes: np.ndarray, h: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``h`` would sit in the sorted, non-empty ``hashes``, and whether it is there."""
+    pos = np.minimum(np.searchsorted(hashes, h), len(hashes) - 1)
+    return pos, hashes[pos] == h
+
+
 @dataclass(frozen=True)
 class Lexicon:
     """Word -> log frequency per profile column; unlisted words have none."""
@@ -84,8 +90,8 @@ class Lexicon:
         out = np.full((len(h), len(self.listed)), -np.inf, dtype=np.float32)
         if not len(h) or not len(self.hashes):
             return out
-        pos = np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)
-        found = np.flatnonzero(self.hashes[pos] == h)
+        pos, held = _find(self.hashes, h)
+        found = np.flatnonzero(held)
         if found.size:
             starts, ends = self.indptr[pos[found]], self.indptr[pos[found] + 1]
             counts = ends - starts
@@ -203,8 +209,7 @@ class WordList:
         """(n,) float32: log frequency of each hashed word, -inf where the list does not hold it."""
         out = np.full(len(h), -np.inf, dtype=np.float32)
         if len(h) and len(self.hashes):
-            pos = np.minimum(np.searchsorted(self.hashes, h), len(self.hashes) - 1)
-            found = self.hashes[pos] == h
+            pos, found = _find(self.hashes, h)
             out[found] = self.logf[pos[found]]
         return out
 

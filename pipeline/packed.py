@@ -30,6 +30,14 @@ def pack_rows(rows: list[dict]) -> bytes:
     return _CODER.encode((tuple(shapes), order, values))
 
 
+def pack_by(rows: list[dict], place) -> list[tuple]:
+    """One batch -> [(place, packed rows of that place)] in place order; ``place(row)`` names where a row goes."""
+    found: dict = {}
+    for row in rows:
+        found.setdefault(place(row), []).append(row)
+    return [(where, pack_rows(part)) for where, part in sorted(found.items())]
+
+
 def unpack_rows(data: bytes) -> list[dict]:
     shapes, order, values = _CODER.decode(data)
     if len(shapes) == 1:

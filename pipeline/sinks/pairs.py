@@ -14,7 +14,7 @@ import pyarrow as pa
 from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
-from clipcurate.pipeline.packed import pack_rows, unpack_columns
+from clipcurate.pipeline.packed import pack_by, unpack_columns
 from clipcurate.pipeline.sinks.arrow import columns_table
 from clipcurate.pipeline.stages.base import Timer, key_range
 from clipcurate.schemas.layout import PAIRS
@@ -74,7 +74,4 @@ class WritePairs(beam.PTransform):
 
 def split_by_part(rows: list, parts: int) -> list:
     """[(part, packed rows of that part)] for one batch, parts by key range (``key_range``)."""
-    found: dict = {}
-    for row in rows:
-        found.setdefault(key_range(row["key"], parts), []).append(row)
-    return [(part, pack_rows(part_rows)) for part, part_rows in sorted(found.items())]
+    return pack_by(rows, lambda row: key_range(row["key"], parts))

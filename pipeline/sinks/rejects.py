@@ -16,7 +16,7 @@ import apache_beam as beam
 from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
-from clipcurate.pipeline.packed import pack_rows, unpack_rows
+from clipcurate.pipeline.packed import pack_by, unpack_rows
 from clipcurate.pipeline.sinks.arrow import to_table
 from clipcurate.pipeline.sinks.shards import WriteConfig
 from clipcurate.pipeline.stages.base import key_range
@@ -69,11 +69,9 @@ def stage_of(row: dict) -> str:
     return row.get("stage") or "internal"
 
 
-def _to_parts(rows: list, counts: dict, rows_per_file: int):
+def _to_parts(rows: list, counts: dict, rows_per_file: int) -> list:
     """A batch of rejects -> ((stage, file), packed rows) for each file it touches."""
-    found: dict = {}
-    for row in rows:
+    def place(row):
         stage = stage_of(row)
-        found.setdefault((stage, part_of(row, max(1, math.ceil(counts[stage] / rows_per_file)))), []).append(row)
-    for where, part_rows in sorted(found.items()):
-        yield where, pack_rows(part_rows)
+        return stage, part_of(row, max(1, math.ceil(counts[stage] / rows_per_file)))
+    return pack_by(rows, place)

@@ -60,9 +60,9 @@ class _Progress:
     def stop(self) -> None:
         """The run is over (in this process): no more lines; the next run counts from zero."""
         with self.lock:
-            thread, self.thread = self.thread, None
+            thread, stopped, self.thread = self.thread, self.stopped, None
         if thread is not None:
-            self.stopped.set()
+            stopped.set()
             thread.join(timeout=5)
         with self.lock:
             self.counts = {}

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import apache_beam as beam
 
 from clipcurate.filters.base import reject_row
-from clipcurate.pipeline.packed import pack_rows, unpack_rows
+from clipcurate.pipeline.packed import pack_by, unpack_rows
 from clipcurate.pipeline.stages.base import REJECTS
 from clipcurate.schemas.records import input_order, where
 
@@ -78,13 +78,9 @@ def _bucket_of(url: str, buckets: int) -> int:
     return zlib.crc32(url.encode("utf-8", "surrogatepass")) % buckets
 
 
-def _to_buckets(rows: list, buckets: int):
+def _to_buckets(rows: list, buckets: int) -> list:
     """One batch -> (bucket, packed rows of that bucket) for each bucket it touches."""
-    found: dict = {}
-    for row in rows:
-        found.setdefault(_bucket_of(row["url"], buckets), []).append(row)
-    for bucket, part in sorted(found.items()):
-        yield bucket, pack_rows(part)
+    return pack_by(rows, lambda row: _bucket_of(row["url"], buckets))
 
 
 class _KeepFirstPerUrl(beam.DoFn):
