@@ -94,8 +94,7 @@ def build(p: beam.Pipeline, config: RunConfig):
         sources.append(p | "Labelled" >> ReadLabelled(config.labelled))
     raw = sources[0] if len(sources) == 1 else tuple(sources) | "Sources" >> beam.Flatten()
     # the input count for stats.json, from the sources themselves (not from metrics, not from the outputs)
-    _ = (tuple(sources + rejects) | "InputElements" >> beam.Flatten()
-         | "CountInput" >> WriteInputCount(config.write.output_dir))
+    _ = tuple(sources + rejects) | "CountInput" >> WriteInputCount(config.write.output_dir)
 
     # per-row stages, then the caption steps on batches (one stage, ``captions``), then the image stages
     first = [("Normalize", Normalize(config.normalize)), ("DedupPairs", DedupPairs(config.pair_dedup))]

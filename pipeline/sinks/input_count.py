@@ -30,14 +30,17 @@ def read_input_count(out: str) -> int | None:
 
 
 class WriteInputCount(beam.PTransform):
-    """Source elements (and source rejects) -> _input_rows.json in ``output_dir``."""
+    """The sources' outputs (a tuple of PCollections: elements and source rejects) -> _input_rows.json in
+    ``output_dir``. Each source's elements become their row counts where they are made; only the
+    counts are flattened, never the elements (a runner may hold a flatten's input whole)."""
 
     def __init__(self, output_dir: str):
         super().__init__()
         self.output_dir = output_dir
 
-    def expand(self, items):
-        return (items
-                | "Rows" >> beam.Map(rows_in)
+    def expand(self, sources):
+        counts = tuple(pcoll | f"Rows{i}" >> beam.Map(rows_in) for i, pcoll in enumerate(sources))
+        return (counts
+                | "Counts" >> beam.Flatten()
                 | "Sum" >> beam.CombineGlobally(sum)
                 | "Write" >> beam.Map(write_count, self.output_dir))
