@@ -147,7 +147,7 @@ def build(p: beam.Pipeline, config: RunConfig):
                                                      config.write.extra_fields, expected_rows=config.expected_rows)
     else:
         sizes = rows | "WriteShards" >> WriteShards(config.write)
-    counts = tuple(rejects) | "AllRejects" >> beam.Flatten() | "WriteRejects" >> WriteRejects(config.write)
+    counts = tuple(rejects) | "WriteRejects" >> WriteRejects(config.write)
     return sizes, counts
 
 

@@ -37,8 +37,11 @@ class _WritePart(beam.DoFn):
     def process(self, item):
         part, packs = item
         with self.timer:
-            n, columns = unpack_columns(packs, self.schema.names)
-            table = columns_table(columns, self.schema).sort_by("key")  # keys are unique after pair dedup
+            # one Arrow table per packed batch, then one concatenation: the file's rows are never
+            # Python lists all at once (a file holds up to ~200k rows)
+            tables = [columns_table(unpack_columns([data], self.schema.names)[1], self.schema) for data in packs]
+            table = pa.concat_tables(tables).sort_by("key") if tables else self.schema.empty_table()
+            n = table.num_rows  # keys are unique after pair dedup
             write_table(fs.join(self.output_dir, PAIRS, f"{part:05d}.parquet"), table, self.row_group_rows)
         self.timer.count(n)
         yield n

@@ -2,8 +2,10 @@
 ``reject_rows_per_file`` rows each, every row with its stage, reason and message (the
 ``reject_schema``). A stage with millions of rejects is many files written by many workers, never
 one group on one worker; rows are spread over a stage's files by a hash of where they came from,
-and sorted by input order inside each file, so the same input gives the same files. The rows of a
-batch of rejects that go to the same file travel packed as one value (``pipeline.packed``).
+and sorted by input order inside each file, so the same input gives the same files. Rejects are
+batched and packed (``pipeline.packed``) where each stage makes them, before they meet: what waits
+for the per-stage counts (a side input) and what is shuffled to the files are packed batches, never
+one element per rejected row.
 """
 from __future__ import annotations
 
@@ -53,12 +55,19 @@ class WriteRejects(beam.PTransform):
         self.config = config
 
     def expand(self, rejects):
+        """``rejects``: a PCollection of reject rows, or a tuple of them (one per stage)."""
         n = self.config.reject_rows_per_file
-        batches = rejects | "Batch" >> beam.BatchElements(min_batch_size=64, max_batch_size=4096)
-        counts = (batches | "Stages" >> beam.FlatMap(lambda rows: Counter(stage_of(r) for r in rows).items())
+        sources = rejects if isinstance(rejects, tuple) else (rejects,)
+        packed = tuple(
+            pcoll
+            | f"Batch{i}" >> beam.BatchElements(min_batch_size=64, max_batch_size=4096)
+            | f"Pack{i}" >> beam.FlatMap(_pack_by_stage)
+            for i, pcoll in enumerate(sources))
+        packs = packed | "Packs" >> beam.Flatten()
+        counts = (packs | "Stages" >> beam.Map(lambda pack: (pack[0], pack[1]))
                   | "PerStage" >> beam.CombinePerKey(sum))
         return (
-            batches
+            packs
             | "Part" >> beam.FlatMap(_to_parts, beam.pvalue.AsDict(counts), n)
             | "GroupPart" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WriteRejects(self.config))
@@ -69,9 +78,14 @@ def stage_of(row: dict) -> str:
     return row.get("stage") or "internal"
 
 
-def _to_parts(rows: list, counts: dict, rows_per_file: int) -> list:
-    """A batch of rejects -> ((stage, file), packed rows) for each file it touches."""
-    def place(row):
-        stage = stage_of(row)
-        return stage, part_of(row, max(1, math.ceil(counts[stage] / rows_per_file)))
-    return pack_by(rows, place)
+def _pack_by_stage(rows: list) -> list:
+    """A batch of rejects -> (stage, rows, packed rows) for each stage in it."""
+    by_stage = Counter(stage_of(r) for r in rows)
+    return [(stage, by_stage[stage], data) for stage, data in pack_by(rows, stage_of)]
+
+
+def _to_parts(pack: tuple, counts: dict, rows_per_file: int) -> list:
+    """One stage's packed rejects -> ((stage, file), packed rows) for each file they go to."""
+    stage, _, data = pack
+    parts = max(1, math.ceil(counts[stage] / rows_per_file))
+    return pack_by(unpack_rows(data), lambda row: (stage, part_of(row, parts)))
