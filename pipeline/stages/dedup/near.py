@@ -182,6 +182,12 @@ def print_id(s: tuple) -> str:
     return h.hexdigest()
 
 
+def _slim(kv: tuple) -> tuple:
+    """(id, summary) with the summary's thumbnail left out."""
+    pid, s = kv
+    return pid, s[:THUMB] + (None,) + s[THUMB + 1:]
+
+
 def _best(summaries) -> tuple:
     return min(summaries, key=lambda x: x[PREF])
 
@@ -196,16 +202,27 @@ def _flips(value: int, width: int, radius: int) -> Iterator[int]:
             yield v
 
 
-def band_entries(pid: str, keys: Iterable[int], bands: int, radius: int) -> Iterator[tuple[str, tuple]]:
-    """A fingerprint's distinct keys under their band values ("m": members) and, within the radius,
-    the neighbouring band values they probe ("p")."""
+def band_entries(pid: str, keys: Iterable[int], bands: int, radius: int) -> Iterator[tuple[str, bytes]]:
+    """A fingerprint's distinct keys under their band values (members, ``b"m"``) and, within the
+    radius, the neighbouring band values they probe (``b"p"``); each entry is 17 bytes (kind, the
+    id's 8 bytes, the key's 8), not a tuple: a picture makes dozens of entries, and the band shuffle
+    holds them all."""
     widths = band_widths(bands)
+    ident = bytes.fromhex(pid)
     for key in sorted(set(keys)):
+        tail = ident + key.to_bytes(8, "big")
+        member, probe = b"m" + tail, b"p" + tail
         for (b, value), width in zip(band_keys(key, bands), widths):
-            yield f"{b}:{value:x}", ("m", pid, key)
+            yield f"{b}:{value:x}", member
             if radius:
                 for v in itertools.islice(_flips(value, width, radius), 1, None):
-                    yield f"{b}:{v:x}", ("p", pid, key)
+                    yield f"{b}:{v:x}", probe
+
+
+def entry_fields(entries: Iterable[bytes]) -> Iterator[tuple[str, str, int]]:
+    """``band_entries``' packed entries as (kind, id, key)."""
+    for e in entries:
+        yield ("m" if e[0] == 0x6D else "p"), e[1:9].hex(), int.from_bytes(e[9:17], "big")
 
 
 def band_pairs(entries: Iterable[tuple], max_distance: int, max_group: int,
@@ -253,14 +270,19 @@ def _light(s: tuple, distance: int, alike: float) -> tuple:
     return s[PREF], s[DESC], distance, alike
 
 
-def _carry_first(item) -> Iterator[tuple[str, tuple]]:
-    """For the first fingerprint of candidate pairs: its summary, sent to each other one (once)."""
-    _, grouped = item
+def _carry_reps(item) -> Iterator[tuple[str, tuple]]:
+    """For a fingerprint in candidate pairs: its summary, sent once to each fingerprint it is the first
+    of a pair with (``("first", summary)``), and to itself when it is the second of some pair
+    (``("rep", summary)``). So the thumbnails of all fingerprints are joined once, and only those of
+    fingerprints in some pair travel on."""
+    pid, grouped = item
     rep = next(iter(grouped["rep"]), None)
     if rep is None:
         return
-    for other in sorted(set(grouped["other"])):
-        yield other, rep
+    for other in sorted(set(grouped["first_of"])):
+        yield other, ("first", rep)
+    if next(iter(grouped["second_of"]), None) is not None:
+        yield pid, ("rep", rep)
 
 
 def _labels_differ(a: tuple, b: tuple) -> bool:
@@ -269,9 +291,14 @@ def _labels_differ(a: tuple, b: tuple) -> bool:
 
 def _confirm(item, rule: Rule, label_rule: Rule) -> Iterator[tuple[str, tuple]]:
     """For the second fingerprint of candidate pairs: every pair the confirmation holds for, both ways."""
-    pid, grouped = item
-    rep = next(iter(grouped["rep"]), None)
-    firsts = sorted(grouped["other"], key=lambda s: s[ID])
+    pid, carried = item
+    rep, firsts = None, []
+    for kind, s in carried:
+        if kind == "rep":
+            rep = s
+        else:
+            firsts.append(s)
+    firsts.sort(key=lambda s: s[ID])
     if rep is None or not firsts:
         return
     ok, sims = same_picture([s[THUMB] for s in firsts], [rep[THUMB]] * len(firsts), rule)
@@ -322,10 +349,11 @@ class NearDecisions(beam.PTransform):
     2. Representatives' keys meet in band values (multi-index hashing); each band value yields the
        pairs of fingerprints with keys within ``max_distance`` (capped: ``max_group`` entries,
        ``max_candidates`` per entry).
-    3. Each pair joins its first fingerprint's summary, then its second's, and is confirmed on the
+    3. The pairs join the fingerprints' summaries once (each summary goes to the second fingerprint
+       of each pair it is the first of); at each second fingerprint the pairs are confirmed on the
        two thumbnails; confirmed pairs give each side its best neighbour.
-    4. Each fingerprint's best neighbour joins its rows: the decisions are those of comparing every
-       row with every other.
+    4. Each fingerprint's best neighbour joins its rows (summaries without thumbnails): the
+       decisions are those of comparing every row with every other.
     """
 
     def __init__(self, config: NearDedupConfig):
@@ -340,16 +368,21 @@ class NearDecisions(beam.PTransform):
             reps
             | "Bands" >> beam.FlatMap(lambda kv: band_entries(kv[0], kv[1][KEYS], c.bands, c.radius))
             | "GroupBand" >> beam.GroupByKey()
-            | "Close" >> beam.FlatMap(lambda kv: band_pairs(kv[1], c.max_distance, c.max_group, c.max_candidates))
+            | "Close" >> beam.FlatMap(lambda kv: band_pairs(entry_fields(kv[1]), c.max_distance, c.max_group,
+                                                            c.max_candidates))
         )
-        firsts = ({"rep": reps, "other": pairs}
-                  | "JoinFirst" >> beam.CoGroupByKey()
-                  | "CarryFirst" >> beam.FlatMap(_carry_first))
-        neighbours = ({"rep": reps, "other": firsts}
-                      | "JoinSecond" >> beam.CoGroupByKey()
+        first_of = pairs | "ByFirst" >> beam.Map(lambda ab: (ab[0], ab[1]))
+        second_of = pairs | "BySecond" >> beam.Map(lambda ab: (ab[1], ab[0]))
+        neighbours = ({"rep": reps, "first_of": first_of, "second_of": second_of}
+                      | "JoinReps" >> beam.CoGroupByKey()
+                      | "CarryReps" >> beam.FlatMap(_carry_reps)
+                      | "AtSecond" >> beam.GroupByKey()
                       | "Confirm" >> beam.FlatMap(_confirm, c.rule, c.label_rule)
                       | "BestNeighbour" >> beam.CombinePerKey(_best_light))
-        return ({"rows": by_print, "rep": reps, "neighbours": neighbours}
+        # the decisions need no thumbnails: the rows and representatives join without them
+        rows = by_print | "SlimRows" >> beam.Map(_slim)
+        slim_reps = reps | "SlimReps" >> beam.Map(_slim)
+        return ({"rows": rows, "rep": slim_reps, "neighbours": neighbours}
                 | "JoinPrint" >> beam.CoGroupByKey()
                 | "Decide" >> beam.FlatMap(_row_decisions))
 
