@@ -5,16 +5,19 @@ import base64
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from PIL import Image
 
 from clipcurate.pipeline import cli
 from clipcurate.pipeline.inspect.report import ReportConfig, render_report
-from fake_output import EVIL_CAPTION, REJECT_KINDS, URL_CAPTION, write_fake_output
+from fake_output import EVIL_CAPTION, REJECT_KINDS, URL_CAPTION, jpeg_bytes, write_fake_output
 
 
 class _Tags(HTMLParser):
@@ -223,3 +226,78 @@ def test_renders_in_headless_chromium(rendered, tmp_path):
     assert colours is not None and len(colours) > 100  # text, bars and photos, not a blank page
     most = max(n for n, _ in colours)
     assert most < 0.95 * 1200 * 2000
+
+
+# ---------------------------------------------------------------- an output of several files
+
+def _chart(page: str, title: str) -> str:
+    start = page.index(f'aria-label="{title}"')
+    return page[start:page.index("</figure>", start)]
+
+
+def _binned(chart: str, series: str) -> int:
+    """The rows a histogram shows for ``series``: the sum of its bars' counts."""
+    return sum(int(n.replace(",", "")) for n in re.findall(rf"<title>{series}: ([\d,]+) in \[", chart))
+
+
+def _captions(page: str, grid: str) -> list[str]:
+    start = page.index(f'class="grid {grid}"')
+    end = min(i for i in (page.find("<h3>", start), page.index("</section>", start)) if i >= 0)
+    return re.findall(r'<div class="cap">(.*?)</div>', page[start:end])
+
+
+def _write(path, columns: dict) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    types = {"similarity": pa.float32(), "textness": pa.float32(), "width": pa.int32(), "height": pa.int32(),
+             "original_width": pa.int32(), "original_height": pa.int32(), "thumbnail": pa.binary()}
+    pq.write_table(pa.table({k: pa.array(v, types.get(k, pa.string())) for k, v in columns.items()}), str(path))
+
+
+def _kept_file(path, first: int, sims: list, **columns) -> None:
+    n = len(sims)
+    _write(path, {"key": [f"k{first + i:03d}" for i in range(n)], "caption": [f"kept row {first + i}" for i in range(n)],
+                  "similarity": sims, "language": ["en"] * (n - 1) + ["de"], **columns})
+
+
+def test_an_output_of_several_files_is_shown_whole(tmp_path):
+    """Three kept Parquet files and three rejects files: the totals, the histograms, the languages, the
+    kept rows spread over all files and the lowest similarities (ties in file order) come from every file."""
+    out = tmp_path / "out"
+    _kept_file(out / "pairs" / "00000.parquet", 0, [0.5, 0.31, None, 0.6, 0.45], textness=[0.1, 0.2, 0.3, 0.4, 0.5],
+               original_width=[400, 300, 200, 100, 800], original_height=[300, 300, 300, 300, 300])
+    _kept_file(out / "pairs" / "00001.parquet", 5, [0.7, 0.3, 0.33, None, 0.8, 0.9, 0.31],
+               textness=[0.0] * 7, width=[64] * 6 + [None], height=[48] * 6 + [None])
+    _kept_file(out / "pairs" / "00002.parquet", 12, [0.3, 0.65, 0.55, 0.4],
+               original_width=[None, 500, None, 600], width=[90, 90, None, 90], height=[80, 80, None, 80])
+    _write(out / "rejects" / "normalize" / "00000.parquet",
+           {"caption": ["", " "], "stage": ["normalize"] * 2, "reason": ["empty_caption"] * 2, "language": [None] * 2})
+    _write(out / "rejects" / "select" / "00000.parquet",
+           {"caption": ["plain low 1", "plain low 2", "plain text"], "stage": ["select"] * 3,
+            "reason": ["low_similarity", "low_similarity", "text_heavy"], "similarity": [0.1, 0.12, 0.5],
+            "textness": [0.1, 0.1, 0.95], "width": [64] * 3, "height": [64] * 3, "language": ["en"] * 3})
+    thumb = jpeg_bytes(Image.new("RGB", (40, 30), (200, 40, 40)))
+    _write(out / "rejects" / "select" / "00001.parquet",
+           {"caption": ["thumb low 1", "no thumb low", "thumb low 2"], "stage": ["select"] * 3,
+            "reason": ["low_similarity"] * 3, "similarity": [0.05, 0.08, 0.11], "thumbnail": [thumb, None, thumb],
+            "language": ["en", "fr", "en"]})
+    (out / "stats.json").write_text(json.dumps({"input_rows": 24, "selection": {"method": "threshold",
+                                                                               "threshold": 0.3}}))
+    config = ReportConfig(kept_thumbnails=4, borderline_thumbnails=4, rejected_per_reason=3)
+    page = read(render_report(str(out), config))
+
+    assert "Counts add up: 16 kept + 8 rejected = 24 input rows." in page
+    assert "select / low_similarity" in page and "(select, 5 rows; 3 shown)" in page
+    sim, size, text = (_chart(page, t) for t in ("CLIP similarity", "Image size", "Textness"))
+    assert (_binned(sim, "kept"), _binned(sim, "rejected")) == (14, 6)
+    assert (_binned(size, "kept"), _binned(size, "rejected")) == (14, 3)  # widths from width where no original_width
+    assert (_binned(text, "kept"), _binned(text, "rejected")) == (12, 3)  # the third kept file has no textness
+    assert "threshold 0.3</text>" in sim
+    assert ">13 / 5</text>" in _chart(page, "Languages")  # en: 13 kept, 5 rejected
+
+    assert "4 of 16 kept samples" in page
+    assert _captions(page, "kept") == ["kept row 0", "kept row 5", "kept row 10", "kept row 15"]
+    assert _captions(page, "borderline") == ["kept row 6", "kept row 12", "kept row 1", "kept row 11"]
+    low = page[page.index('data-reason="low_similarity"'):]
+    low = low[:low.index("</div></div>") + 12]
+    assert re.findall(r'<div class="cap">(.*?)</div>', low) == ["thumb low 1", "thumb low 2", "plain low 1"]
+    assert low.count("<img") == 2

@@ -94,12 +94,19 @@ def bar_chart(title: str, rows: list[tuple[str, list[float]]], series: list[tupl
     return _figure("".join(parts), height, title, caption)
 
 
-def _edges(values: list[np.ndarray], bins: int, log: bool, marker: float | None) -> np.ndarray | None:
-    finite = [v[np.isfinite(v)] for v in values]
-    allv = np.concatenate(finite) if finite else np.array([])
-    if allv.size == 0:
+def finite_range(values: np.ndarray) -> tuple[float, float] | None:
+    """The smallest and largest finite value, or None when there is none."""
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if finite.size else None
+
+
+def histogram_edges(value_range: tuple[float, float] | None, bins: int, log: bool,
+                    marker: float | None) -> np.ndarray | None:
+    """Shared bin edges over ``value_range`` (the finite min and max of every series) and the marker;
+    log-spaced when ``log`` and the range spans more than a factor 20; None when there are no values."""
+    if value_range is None:
         return None
-    lo, hi = float(allv.min()), float(allv.max())
+    lo, hi = value_range
     if marker is not None and math.isfinite(marker):
         lo, hi = min(lo, marker), max(hi, marker)
     if log and lo > 0 and hi / lo > 20:
@@ -107,6 +114,12 @@ def _edges(values: list[np.ndarray], bins: int, log: bool, marker: float | None)
     if lo == hi:
         lo, hi = lo - 0.5, hi + 0.5
     return np.linspace(lo, hi, bins + 1)
+
+
+def _edges(values: list[np.ndarray], bins: int, log: bool, marker: float | None) -> np.ndarray | None:
+    finite = [v[np.isfinite(v)] for v in values]
+    allv = np.concatenate(finite) if finite else np.array([])
+    return histogram_edges(finite_range(allv), bins, log, marker)
 
 
 def histogram_chart(title: str, series: list[tuple[str, str, np.ndarray]], caption: str = "",
@@ -119,6 +132,19 @@ def histogram_chart(title: str, series: list[tuple[str, str, np.ndarray]], capti
         return no_data_chart(title, caption)
     counts = [np.histogram(np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))], edges)[0]
               for _, _, v in series]
+    return histogram_counts_chart(title, [(name, colour, c) for (name, colour, _), c in zip(series, counts)],
+                                  edges, caption, marker, log_x, x_label)
+
+
+def histogram_counts_chart(title: str, series: list[tuple[str, str, np.ndarray]], edges: np.ndarray | None,
+                           caption: str = "", marker: tuple[float, str] | None = None, log_x: bool = False,
+                           x_label: str = "") -> str:
+    """``histogram_chart`` from counts already binned on ``edges`` (name, colour, counts per bin);
+    ``edges`` None: no data."""
+    if edges is None:
+        return no_data_chart(title, caption)
+    marker_value = marker[0] if marker and marker[0] is not None else None
+    counts = [c for _, _, c in series]
     left, right, top, bottom = 50, 15, 28, 36
     height = 230
     plot_w, plot_h = _CHART_WIDTH - left - right, height - top - bottom

@@ -6,61 +6,28 @@ import json
 import math
 from dataclasses import dataclass
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-
 from clipcurate.pipeline.inspect.report.charts import (  # noqa: F401
-    KEPT_COLOUR, REJECTED_COLOUR, _esc, _fmt, bar_chart, histogram_chart,
+    KEPT_COLOUR, REJECTED_COLOUR, _esc, _fmt, bar_chart, histogram_counts_chart,
 )
 from clipcurate.pipeline.inspect.report.data import (  # noqa: F401
-    ReportConfig, RunData, STAGE_ORDER, kept_thumbnails, thumbnail_uri,
+    ReportConfig, RunData, STAGE_ORDER, kept_thumbnails, selection, thumbnail_uri,
 )
 
 
 # ---------------------------------------------------------------- numbers from the data
-
-def _floats(table: pa.Table, name: str, mask: pa.Array | None = None) -> np.ndarray:
-    col = table.column(name)
-    if mask is not None:
-        col = col.filter(mask)
-    arr = col.combine_chunks().cast(pa.float64()).to_numpy(zero_copy_only=False)
-    return arr[np.isfinite(arr)]
-
-
-def _shorter_side(table: pa.Table) -> np.ndarray:
-    w = _floats_aligned(table, "original_width", "width")
-    h = _floats_aligned(table, "original_height", "height")
-    side = np.fmin(w, h)
-    return side[np.isfinite(side)]
-
-
-def _floats_aligned(table: pa.Table, name: str, fallback: str) -> np.ndarray:
-    col = pc.coalesce(table.column(name).cast(pa.float64()), table.column(fallback).cast(pa.float64()))
-    return col.combine_chunks().to_numpy(zero_copy_only=False).astype(float)
-
-
-def _value_counts(table: pa.Table, name: str) -> dict[str, int]:
-    """Counts of the non-null values of a column."""
-    col = table.column(name).combine_chunks().cast(pa.string()).drop_null()
-    return {v["values"]: v["counts"] for v in pc.value_counts(col).to_pylist()} if len(col) else {}
-
 
 def _stage_rank(stage: str) -> int:
     return STAGE_ORDER.index(stage) if stage in STAGE_ORDER else len(STAGE_ORDER)
 
 
 def reason_counts(data: RunData) -> list[tuple[str, str, int]]:
-    """(stage, reason, count) from stats.json, else from the rejects table, in funnel order."""
+    """(stage, reason, count) from stats.json, else as counted in the rejects files, in funnel order."""
     out = []
     for entry in data.stats.get("stages") or []:
         for reason, n in (entry.get("reasons") or {}).items():
             out.append((str(entry.get("stage") or "unknown"), str(reason), int(n or 0)))
-    if not out and data.rejects.num_rows:
-        pairs = pa.table({"stage": pc.fill_null(data.rejects.column("stage").cast(pa.string()), "unknown"),
-                          "reason": pc.fill_null(data.rejects.column("reason").cast(pa.string()), "unknown")})
-        grouped = pairs.group_by(["stage", "reason"]).aggregate([([], "count_all")])
-        out = [(r["stage"], r["reason"], r["count_all"]) for r in grouped.to_pylist()]
+    if not out and data.rejected_rows:
+        out = list(data.reject_groups)
     return sorted(out, key=lambda t: (_stage_rank(t[0]), -t[2], t[1]))
 
 
@@ -74,8 +41,8 @@ class Headline:
 
 
 def headline(data: RunData) -> Headline:
-    kept_on_disk = data.sizes_total if data.sizes_total is not None else data.kept.num_rows
-    rejected_on_disk = data.rejects.num_rows
+    kept_on_disk = data.sizes_total if data.sizes_total is not None else data.kept_rows
+    rejected_on_disk = data.rejected_rows
     kept = data.stats.get("kept")
     rejected = data.stats.get("rejected")
     return Headline(input_rows=data.stats.get("input_rows"),
@@ -87,15 +54,14 @@ def headline(data: RunData) -> Headline:
 # ---------------------------------------------------------------- sections
 
 def _selection(data: RunData) -> tuple[str | None, float | None]:
-    sel = data.stats.get("selection") or {}
-    if not isinstance(sel, dict):
-        return None, None
-    threshold = sel.get("threshold")
-    try:
-        threshold = float(threshold) if threshold is not None else None
-    except (TypeError, ValueError):
-        threshold = None
-    return sel.get("method"), threshold
+    return selection(data.stats)
+
+
+def _histogram(data: RunData, name: str, title: str, caption: str, **options) -> str:
+    """Histogram ``name`` of the kept and the rejected rows, from the counts on its shared bins."""
+    h = data.histograms[name]
+    series = [("kept", KEPT_COLOUR, h.counts["kept"]), ("rejected", REJECTED_COLOUR, h.counts["rejected"])]
+    return histogram_counts_chart(title, series, h.edges, caption, **options)
 
 
 def headline_section(data: RunData) -> str:
@@ -161,23 +127,17 @@ def funnel_section(data: RunData, config: ReportConfig) -> str:
 
 def distributions_section(data: RunData, config: ReportConfig) -> str:
     _, threshold = _selection(data)
-    kept, rej = data.kept, data.rejects
-    sim = histogram_chart(
-        "CLIP similarity", [("kept", KEPT_COLOUR, _floats(kept, "similarity")),
-                            ("rejected", REJECTED_COLOUR, _floats(rej, "similarity"))],
+    sim = _histogram(
+        data, "similarity", "CLIP similarity",
         "Cosine similarity of image and caption; rejected = rejected rows that were scored "
         "(mostly low_similarity). The dashed line is the selection threshold.",
-        bins=config.histogram_bins, marker=(threshold, "threshold") if threshold is not None else None,
-        x_label="similarity")
-    sizes = histogram_chart(
-        "Image size", [("kept", KEPT_COLOUR, _shorter_side(kept)), ("rejected", REJECTED_COLOUR, _shorter_side(rej))],
+        marker=(threshold, "threshold") if threshold is not None else None, x_label="similarity")
+    sizes = _histogram(
+        data, "size", "Image size",
         "Shorter side of the original image in pixels (log-spaced bins when the range is wide).",
-        bins=config.histogram_bins, log_x=True, x_label="shorter side (px)")
-    text = histogram_chart(
-        "Textness", [("kept", KEPT_COLOUR, _floats(kept, "textness")),
-                     ("rejected", REJECTED_COLOUR, _floats(rej, "textness"))],
-        "How much of the image is text (0 = none).", bins=config.histogram_bins, x_label="textness")
-    kept_lang, rej_lang = _value_counts(kept, "language"), _value_counts(rej, "language")
+        log_x=True, x_label="shorter side (px)")
+    text = _histogram(data, "textness", "Textness", "How much of the image is text (0 = none).", x_label="textness")
+    kept_lang, rej_lang = data.languages["kept"], data.languages["rejected"]
     langs = sorted(set(kept_lang) | set(rej_lang), key=lambda k: (-(kept_lang.get(k, 0) + rej_lang.get(k, 0)), k))
     lang = bar_chart("Languages", [(k, [kept_lang.get(k, 0), rej_lang.get(k, 0)]) for k in langs],
                      [("kept", KEPT_COLOUR), ("rejected", REJECTED_COLOUR)],
@@ -207,34 +167,17 @@ def _sim_line(similarity) -> list[str]:
     return [f"similarity {similarity:.3f}"]
 
 
-def _pick_even(n_rows: int, n: int) -> list[int]:
-    if n_rows == 0 or n <= 0:
-        return []
-    return sorted(set(np.linspace(0, n_rows - 1, min(n, n_rows)).round().astype(int).tolist()))
-
-
-def _kept_rows(table: pa.Table, indices: list[int]) -> list[dict]:
-    if not indices:
-        return []
-    return table.select(["key", "caption", "similarity", "_shard"]).take(pa.array(indices, pa.int64())).to_pylist()
-
-
 def kept_section(data: RunData, config: ReportConfig) -> str:
-    kept = data.kept
-    rows = kept_thumbnails(_kept_rows(kept, _pick_even(kept.num_rows, config.kept_thumbnails)), config)
+    rows = kept_thumbnails(data.kept_even, config)
     tiles = "".join(_tile(r["uri"], r["caption"], _sim_line(r["similarity"]), config) for r in rows)
     parts = ['<section id="kept"><h2>Kept samples</h2>']
     if tiles:
-        parts.append(f'<p class="muted">{len(rows)} of {kept.num_rows:,} kept samples, spread evenly in key order.</p>'
+        parts.append(f'<p class="muted">{len(rows)} of {data.kept_rows:,} kept samples, spread evenly in key order.</p>'
                      f'<div class="grid kept">{tiles}</div>')
     else:
         parts.append('<p class="muted">no data: no kept samples.</p>')
-    sims = kept.column("similarity").combine_chunks().cast(pa.float64())
-    n_scored = kept.num_rows - sims.null_count
-    if n_scored and config.borderline_thumbnails > 0:
-        order = pc.array_sort_indices(sims, order="ascending", null_placement="at_end")
-        low = order.slice(0, min(config.borderline_thumbnails, n_scored)).to_pylist()
-        low_rows = kept_thumbnails(_kept_rows(kept, low), config)
+    if data.kept_lowest:
+        low_rows = kept_thumbnails(data.kept_lowest, config)
         tiles = "".join(_tile(r["uri"], r["caption"], _sim_line(r["similarity"]), config) for r in low_rows)
         parts.append(f'<h3>Lowest similarity kept</h3><p class="muted">The {len(low_rows)} kept samples closest '
                      f'to the threshold: are these still good pairs?</p><div class="grid borderline">{tiles}</div>')
