@@ -29,12 +29,13 @@ from clipcurate.pipeline.stages.dedup.exact import DedupImages, DedupPairs, Pair
 from clipcurate.pipeline.stages.download import Download, DownloadConfig
 from clipcurate.pipeline.sources.tables import Ingest, IngestConfig
 from clipcurate.pipeline.stages.language import identify_language, write_uncertain
-from clipcurate.pipeline.stages.dedup.near import NearDedup, NearDedupConfig
+from clipcurate.pipeline.stages.dedup.near import NearDedupConfig
 from clipcurate.pipeline.stages.normalize import Normalize
 from clipcurate.pipeline.stages.prompts import make_prompts
 from clipcurate.pipeline.sinks.input_count import WriteInputCount, read_input_count
 from clipcurate.pipeline.sinks.pairs import WritePairs
 from clipcurate.pipeline.sinks.rejects import WriteRejects
+from clipcurate.pipeline.stages.dedup.images import ImageDecisions
 from clipcurate.pipeline.sinks.selection import WriteSelection
 from clipcurate.pipeline.sinks.shards import WriteConfig, WriteShards
 
@@ -102,13 +103,17 @@ def build(p: beam.Pipeline, config: RunConfig):
     steps += [identify_language(config.language), make_prompts(config.prompts)]
     if config.quality.checks_captions:
         steps.append(caption_quality(config.quality))
-    stages = [("Download", Download(config.download)), ("DedupImages", DedupImages())]
+    checks = []
     if config.blocklist.hash_files:
-        stages.append(("BlockHashes", hash_blocklist(config.blocklist)))
+        checks.append(("BlockHashes", hash_blocklist(config.blocklist)))
     if config.quality.checks_images:
-        stages.append(("ImageQuality", image_quality(config.quality)))
-    if config.near_dedup is not None:
-        stages.append(("NearDedup", NearDedup(config.near_dedup)))
+        checks.append(("ImageQuality", image_quality(config.quality)))
+    stages = [("Download", Download(config.download))]
+    if config.near_dedup is not None:  # exact dedup, the checks and near dedup with one shuffle of the images
+        stages.append(("ImageDecisions", ImageDecisions(tuple(check.as_check() for _, check in checks),
+                                                        config.near_dedup)))
+    else:
+        stages += [("DedupImages", DedupImages())] + checks
     if config.score is not None:
         from clipcurate.pipeline.stages.score import Score
         from clipcurate.pipeline.stages.select import Select

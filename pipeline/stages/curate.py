@@ -40,6 +40,12 @@ class FilterStage(beam.PTransform):
 
         return split(rows, "Check", RowCheckDoFn(self.stage, build))
 
+    def as_check(self) -> tuple:
+        """(stage, make) for a stage that runs the check itself (``dedup.images``): ``make()`` gives
+        ``check(row) -> Drop | None``, built once per worker."""
+        make, config = self.make, self.config
+        return self.stage, lambda: make(config).check
+
 
 def filter_step(label: str, stage: str, make: Callable[[object], object], config) -> CaptionStep:
     """A filter of ``clipcurate.filters`` as a step of the caption stages (batches, before download)."""
