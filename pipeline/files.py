@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from typing import BinaryIO, Optional
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 
@@ -232,10 +233,20 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write(path, text.encode("utf-8"))
 
 
-def write_table(path, table: pa.Table, row_group_rows: int | None = None) -> None:
-    """A Parquet file (zstd), written atomically."""
+def write_table(path, table: pa.Table, row_group_rows: int | None = None, sort_by: str | None = None) -> None:
+    """A Parquet file (zstd), written atomically. With ``sort_by`` the rows go in that column's order,
+    taken a row group at a time (no sorted copy of the whole table)."""
     buf = io.BytesIO()
-    pq.write_table(table, buf, row_group_size=row_group_rows, compression="zstd")
+    if sort_by is None:
+        pq.write_table(table, buf, row_group_size=row_group_rows, compression="zstd")
+    else:
+        order = pc.sort_indices(table.column(sort_by))
+        step = row_group_rows or max(1, table.num_rows)
+        with pq.ParquetWriter(buf, table.schema, compression="zstd") as writer:
+            if table.num_rows == 0:
+                writer.write_table(table)
+            for start in range(0, table.num_rows, step):
+                writer.write_table(table.take(order.slice(start, step)), row_group_size=step)
     atomic_write(path, buf.getvalue())
 
 

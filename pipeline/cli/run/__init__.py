@@ -7,6 +7,7 @@ leaves OUT's previous outputs as they were and exits 1 with one line saying why.
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 from clipcurate.pipeline import files as fs
@@ -20,6 +21,19 @@ from clipcurate.pipeline.cli.run.workdir import check_output, prepare_work, publ
 
 ACCEPTS_EXTRA_ARGS = True  # any other Beam option (--runner DataflowRunner --project ...) is passed through
 SYSTEMIC_SHARE = 0.5  # a stage whose internal_error rejects are more than this share of its rows fails the run
+
+
+def use_system_allocator() -> None:
+    """Arrow's buffers from the C allocator that Python's objects use too (unless the user chose a pool
+    with ARROW_DEFAULT_MEMORY_POOL), in this process and in the worker processes it starts: with
+    Arrow's own pool, memory freed by one side cannot serve the other, and a 1 M-row metadata run
+    peaked ~100 MiB higher (765 vs 665 MiB; 455 vs 385 MiB at 100 k)."""
+    if "ARROW_DEFAULT_MEMORY_POOL" in os.environ:
+        return
+    import pyarrow as pa
+
+    os.environ["ARROW_DEFAULT_MEMORY_POOL"] = "system"
+    pa.set_memory_pool(pa.system_memory_pool())
 
 
 class RunFailed(Exception):
@@ -61,6 +75,7 @@ def main(args) -> int:
     elif not args.output:
         raise UsageError("--output OUT is required")
     config = make_config(args)
+    use_system_allocator()
     check_output(args.output)
     prepare_work(args)
     staging = start_staging(args.output)
