@@ -24,10 +24,15 @@ REJECTS = "rejects"
 NAMESPACE = "clipcurate"
 
 
-def internal_error(row: dict, err: BaseException) -> dict:
+def error_message(err: BaseException) -> str:
+    """An unexpected error in one line: its type, its text and the file:line it was raised at."""
     where = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
     at = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
-    return reject_row(row, "internal_error", f"{type(err).__name__}: {err}{at}")
+    return f"{type(err).__name__}: {err}{at}"
+
+
+def internal_error(row: dict, err: BaseException) -> dict:
+    return reject_row(row, "internal_error", error_message(err))
 
 
 class _Progress:

@@ -25,25 +25,19 @@ import typing
 import apache_beam as beam
 
 from clipcurate.filters.base import reject_row
-from clipcurate.filters.near_print import fingerprint
-from clipcurate.pipeline.stages.base import REJECTS, Timer, internal_error
-from clipcurate.pipeline.stages.dedup.near import NearDecisions, NearDedupConfig, describe, preference, row_id
+from clipcurate.pipeline.stages.base import REJECTS, Timer, error_message
+from clipcurate.pipeline.stages.dedup.near import NearDecisions, NearDedupConfig, fingerprint_of, row_id, summary_of
 from clipcurate.schemas.records import input_order, where
 
-ROW, MARK, PHASH = range(3)   # a marked row: (row, (reason, message) or None, phash or None)
 SUMMARIES, EXACT = "summaries", "exact"
 
 
-def _error_mark(row: dict, err: BaseException) -> tuple:
-    r = internal_error(row, err)
-    return r["reason"], r["error_message"]
-
-
 class _Mark(beam.DoFn):
-    """row -> (row id, marked row); and, tagged, its exact-dedup entry and (unmarked) its summary."""
+    """row -> (row id, (row, mark, phash)): the mark is the first failing check's (reason, message),
+    or None; and, tagged, the row's exact-dedup entry and (unmarked rows) its summary."""
 
-    def __init__(self, checks: tuple, near: bool):
-        self.checks, self.near = checks, near
+    def __init__(self, checks: tuple):
+        self.checks = checks
 
     def setup(self):
         self.fns = [(make(), Timer(stage)) for stage, make in self.checks]
@@ -59,24 +53,22 @@ class _Mark(beam.DoFn):
                 try:
                     drop = fn(row)
                 except Exception as err:  # noqa: BLE001 - a bad record is data, not a crash
-                    mark = _error_mark(row, err)
+                    mark = ("internal_error", error_message(err))
                     break
             if drop is not None:
                 mark = (drop.reason, drop.message)
                 break
         phash = None
-        if self.near and mark is None:
+        if mark is None:
             self.timer.count()
             with self.timer:
                 try:
-                    size = (row.get("original_width"), row.get("original_height"))
-                    fp = fingerprint(row["image"], size if all(size) else None)
+                    fp = fingerprint_of(row)
                 except Exception as err:  # noqa: BLE001
-                    mark = _error_mark(row, err)
+                    mark = ("internal_error", error_message(err))
                 else:
                     phash = fp.phash
-                    yield beam.pvalue.TaggedOutput(SUMMARIES, (rid, (rid, fp.keys, preference(row), describe(row),
-                                                                     fp.thumb, row.get("label") or None)))
+                    yield beam.pvalue.TaggedOutput(SUMMARIES, (rid, summary_of(row, fp.keys, fp.thumb)))
         yield rid, (row, mark, phash)
 
 
@@ -101,9 +93,6 @@ def _not_exact(item) -> typing.Iterator[tuple]:
 
 
 class _Decide(beam.DoFn):
-    def __init__(self, near: bool):
-        self.near = near
-
     def process(self, item):
         _, grouped = item
         exact = next(iter(grouped[EXACT]), None)
@@ -115,7 +104,7 @@ class _Decide(beam.DoFn):
             if mark is not None:
                 yield beam.pvalue.TaggedOutput(REJECTS, reject_row(row, *mark))
                 continue
-            out = dict(row, phash=phash) if self.near else row
+            out = dict(row, phash=phash)
             if near is not None:
                 yield beam.pvalue.TaggedOutput(REJECTS, reject_row(out, "near_duplicate_image", near[1]))
             else:
@@ -124,27 +113,23 @@ class _Decide(beam.DoFn):
 
 class ImageDecisions(beam.PTransform):
     """rows with ``image`` -> (kept, rejects). ``checks``: (stage, make) pairs, ``make()`` giving a
-    per-row ``check(row) -> Drop | None`` (built once per worker); ``near``: near dedup's config, or
-    None for exact dedup and the checks only."""
+    per-row ``check(row) -> Drop | None`` (built once per worker); ``near``: near dedup's config.
+    Without near dedup the flow runs ``DedupImages`` and the checks, which shuffle the bytes once too."""
 
-    def __init__(self, checks: tuple = (), near: NearDedupConfig | None = None):
+    def __init__(self, checks: tuple, near: NearDedupConfig):
         super().__init__()
         self.checks, self.near = tuple(checks), near
 
     def expand(self, rows):
-        near = self.near is not None
-        marked = rows | "Mark" >> beam.ParDo(_Mark(self.checks, near)).with_outputs(EXACT, SUMMARIES, main="rows")
+        marked = rows | "Mark" >> beam.ParDo(_Mark(self.checks)).with_outputs(EXACT, SUMMARIES, main="rows")
         exact = (marked[EXACT] | "BySha256" >> beam.GroupByKey()
                  | "KeepFirst" >> beam.FlatMap(_exact_decisions))
-        decisions = {"rows": marked.rows, EXACT: exact}
-        if near:
-            # typed Any: inferred types would put 64-bit unsigned keys through Beam's (signed) int coder
-            summaries = ({SUMMARIES: marked[SUMMARIES], EXACT: exact}
-                         | "JoinExact" >> beam.CoGroupByKey()
-                         | "NotExact" >> beam.FlatMap(_not_exact).with_output_types(typing.Any))
-            decisions["near"] = summaries | "Near" >> NearDecisions(self.near)
-        else:
-            decisions["near"] = marked.rows.pipeline | "NoNear" >> beam.Create([])
-        result = (decisions | "Join" >> beam.CoGroupByKey()
-                  | "Decide" >> beam.ParDo(_Decide(near)).with_outputs(REJECTS, main="main"))
+        # typed Any: inferred types would put 64-bit unsigned keys through Beam's (signed) int coder
+        summaries = ({SUMMARIES: marked[SUMMARIES], EXACT: exact}
+                     | "JoinExact" >> beam.CoGroupByKey()
+                     | "NotExact" >> beam.FlatMap(_not_exact).with_output_types(typing.Any))
+        near = summaries | "Near" >> NearDecisions(self.near)
+        result = ({"rows": marked.rows, EXACT: exact, "near": near}
+                  | "Join" >> beam.CoGroupByKey()
+                  | "Decide" >> beam.ParDo(_Decide()).with_outputs(REJECTS, main="main"))
         return result.main, result[REJECTS]

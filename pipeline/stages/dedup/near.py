@@ -160,15 +160,23 @@ class ApplyDecisions(beam.PTransform):
 ID, KEYS, PREF, DESC, THUMB, LABEL = range(6)
 
 
-def _with_print(row: dict):
+def fingerprint_of(row: dict):
+    """The row's picture's ``near_print.Fingerprint`` (its original size as the hint, when known)."""
     size = (row.get("original_width"), row.get("original_height"))
-    fp = fingerprint(row["image"], size if all(size) else None)
+    return fingerprint(row["image"], size if all(size) else None)
+
+
+def _with_print(row: dict):
+    fp = fingerprint_of(row)
     return dict(row, phash=fp.phash, near_print=(fp.keys, fp.thumb)), None
 
 
-def summary(row: dict) -> tuple:
-    keys, thumb = row["near_print"]
+def summary_of(row: dict, keys: tuple, thumb: bytes) -> tuple:
     return (row_id(row), keys, preference(row), describe(row), thumb, row.get("label") or None)
+
+
+def summary(row: dict) -> tuple:
+    return summary_of(row, *row["near_print"])
 
 
 def _without_print(row: dict) -> dict:
@@ -371,9 +379,8 @@ class NearDecisions(beam.PTransform):
             | "Close" >> beam.FlatMap(lambda kv: band_pairs(entry_fields(kv[1]), c.max_distance, c.max_group,
                                                             c.max_candidates))
         )
-        first_of = pairs | "ByFirst" >> beam.Map(lambda ab: (ab[0], ab[1]))
         second_of = pairs | "BySecond" >> beam.Map(lambda ab: (ab[1], ab[0]))
-        neighbours = ({"rep": reps, "first_of": first_of, "second_of": second_of}
+        neighbours = ({"rep": reps, "first_of": pairs, "second_of": second_of}
                       | "JoinReps" >> beam.CoGroupByKey()
                       | "CarryReps" >> beam.FlatMap(_carry_reps)
                       | "AtSecond" >> beam.GroupByKey()
