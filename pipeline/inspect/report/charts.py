@@ -116,31 +116,11 @@ def histogram_edges(value_range: tuple[float, float] | None, bins: int, log: boo
     return np.linspace(lo, hi, bins + 1)
 
 
-def _edges(values: list[np.ndarray], bins: int, log: bool, marker: float | None) -> np.ndarray | None:
-    finite = [v[np.isfinite(v)] for v in values]
-    allv = np.concatenate(finite) if finite else np.array([])
-    return histogram_edges(finite_range(allv), bins, log, marker)
-
-
-def histogram_chart(title: str, series: list[tuple[str, str, np.ndarray]], caption: str = "",
-                    bins: int = 30, marker: tuple[float, str] | None = None, log_x: bool = False,
-                    x_label: str = "") -> str:
-    """Overlaid histograms (name, colour, values) on shared bins, with an optional vertical marker."""
-    marker_value = marker[0] if marker and marker[0] is not None else None
-    edges = _edges([np.asarray(v, dtype=float) for _, _, v in series], bins, log_x, marker_value)
-    if edges is None:
-        return no_data_chart(title, caption)
-    counts = [np.histogram(np.asarray(v, dtype=float)[np.isfinite(np.asarray(v, dtype=float))], edges)[0]
-              for _, _, v in series]
-    return histogram_counts_chart(title, [(name, colour, c) for (name, colour, _), c in zip(series, counts)],
-                                  edges, caption, marker, log_x, x_label)
-
-
 def histogram_counts_chart(title: str, series: list[tuple[str, str, np.ndarray]], edges: np.ndarray | None,
                            caption: str = "", marker: tuple[float, str] | None = None, log_x: bool = False,
                            x_label: str = "") -> str:
-    """``histogram_chart`` from counts already binned on ``edges`` (name, colour, counts per bin);
-    ``edges`` None: no data."""
+    """Overlaid histograms from counts already binned on the shared ``edges`` (``histogram_edges``):
+    (name, colour, counts per bin) each, with an optional vertical marker; ``edges`` None: no data."""
     if edges is None:
         return no_data_chart(title, caption)
     marker_value = marker[0] if marker and marker[0] is not None else None
