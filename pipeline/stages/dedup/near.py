@@ -43,6 +43,7 @@ import numpy as np
 
 from clipcurate.filters.base import reject_row
 from clipcurate.filters.near_print import Rule, fingerprint, key_distance, same_picture
+from clipcurate.filters.hamming import close_pairs
 from clipcurate.filters.phash import BITS, band_keys, band_widths
 from clipcurate.schemas.records import input_order, where
 from clipcurate.pipeline.stages.base import REJECTS, RowCheckDoFn, split
@@ -58,7 +59,8 @@ class NearDedupConfig:
                             # bits in some band, and those band values are probed (none for distance < 7).
                             # 4 bands (16 bits, 1-bit probes for distance 4..7): 128x smaller band values for
                             # runs past a million distinct pictures, at 9.7x the elements (68 a key, not 7)
-    max_group: int = 5000   # entries compared per band value, at most (the cap: see NearDecisions)
+    max_group: int = 100_000  # entries compared per band value, at most (the cap: see NearDecisions); with 7 bands
+                              # a band value holds ~1 in 512 keys, so the cap bites past ~6 M distinct pictures
     max_candidates: int = 32  # candidates an entry keeps per band value, at most (the nearest)
     rule: Rule = Rule()     # the confirmation (filters.near_print.Rule)
     label_rule: Rule = Rule(min_alike=0.97, min_centre=0.95, max_residual=0.2, max_colour=0.05)  # when the two rows' labels differ
@@ -227,17 +229,57 @@ def band_entries(pid: str, keys: Iterable[int], bands: int, radius: int) -> Iter
                     yield f"{b}:{v:x}", probe
 
 
-def entry_fields(entries: Iterable[bytes]) -> Iterator[tuple[str, str, int]]:
-    """``band_entries``' packed entries as (kind, id, key)."""
-    for e in entries:
-        yield ("m" if e[0] == 0x6D else "p"), e[1:9].hex(), int.from_bytes(e[9:17], "big")
+def band_mask(group: str, bands: int) -> int:
+    """The bits of the band that a band value (``"band:value"``, as ``band_entries`` keys it) covers."""
+    band = int(group.split(":", 1)[0])
+    widths = band_widths(bands)
+    low = BITS - sum(widths[:band + 1])
+    return ((1 << widths[band]) - 1) << low
+
+
+def _distinct(ids: np.ndarray, keys: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (id, key) pairs, sorted, the first ``limit`` of them."""
+    order = np.lexsort((keys, ids))
+    ids, keys = ids[order], keys[order]
+    new = np.ones(len(ids), dtype=bool)
+    new[1:] = (ids[1:] != ids[:-1]) | (keys[1:] != keys[:-1])
+    return ids[new][:limit], keys[new][:limit]
+
+
+def _group_pairs(m_ids, m_keys, p_ids, p_keys, max_distance: int, max_candidates: int,
+                 fixed: int) -> Iterator[tuple]:
+    """(id, id) of each pair of a member and a member or probe with keys within the distance (smaller
+    id first, each pair once, in order), each entry keeping its ``max_candidates`` nearest."""
+    ids = np.unique(np.concatenate([m_ids, p_ids]))
+    m_idx = np.searchsorted(ids, m_ids)
+    codes = []
+    for s_idx, s_keys, same in ((m_idx, m_keys, True), (np.searchsorted(ids, p_ids), p_keys, False)):
+        if not len(s_idx):
+            continue
+        rows, cols, dist = close_pairs(s_keys, None if same else m_keys, max_distance, fixed)
+        other = s_idx[rows] != m_idx[cols]
+        rows, cols, dist = rows[other], cols[other], dist[other]
+        counts = np.bincount(rows, minlength=len(s_idx))
+        if counts.max(initial=0) > max_candidates:  # crowded: each entry keeps its nearest
+            order = np.lexsort((cols, m_idx[cols], dist, rows))
+            rows, cols = rows[order], cols[order]
+            rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
+            rows, cols = rows[rank < max_candidates], cols[rank < max_candidates]
+        x, y = s_idx[rows], m_idx[cols]
+        codes.append(np.minimum(x, y) * len(ids) + np.maximum(x, y))
+    if codes:
+        for code in np.unique(np.concatenate(codes)):
+            lo, hi = divmod(int(code), len(ids))
+            yield ids[lo], ids[hi]
 
 
 def band_pairs(entries: Iterable[tuple], max_distance: int, max_group: int,
-               max_candidates: int) -> Iterator[tuple[str, str]]:
+               max_candidates: int, fixed: int = 0) -> Iterator[tuple[str, str]]:
     """Within one band value: (id, id) of the fingerprints with keys within the distance (smaller id
     first, each pair once, in order). Members are compared with members and probes; at most
-    ``max_group`` of each (the first by id) and, for each entry, its ``max_candidates`` nearest."""
+    ``max_group`` of each (the first by id and key) and, for each entry, its ``max_candidates``
+    nearest. ``fixed``: the band's bits (``band_mask``), which the search leaves out of its sub-bands
+    (``filters.hamming``: about linear in the entries, not quadratic)."""
     members, probes = set(), set()
     for kind, pid, key in entries:
         (members if kind == "m" else probes).add((pid, key))
@@ -245,32 +287,36 @@ def band_pairs(entries: Iterable[tuple], max_distance: int, max_group: int,
         return
     members = sorted(members)[:max_group]
     probes = sorted(probes - set(members))[:max_group]
-    ids = sorted({pid for pid, _ in members} | {pid for pid, _ in probes})
-    index = {pid: i for i, pid in enumerate(ids)}
-    m_idx = np.array([index[pid] for pid, _ in members], dtype=np.int64)
-    m_key = np.array([key for _, key in members], dtype=np.uint64)
-    codes = []
-    step = max(1, BLOCK_PAIRS // len(members))  # rows of a side compared at once: bounded memory
-    for side in (members, probes):
-        s_idx = np.array([index[pid] for pid, _ in side], dtype=np.int64)
-        s_key = np.array([key for _, key in side], dtype=np.uint64)
-        for start in range(0, len(side), step):
-            x_idx = s_idx[start:start + step]
-            dist = np.bitwise_count(s_key[start:start + step, None] ^ m_key[None, :])
-            near = (dist <= max_distance) & (x_idx[:, None] != m_idx[None, :])
-            rows, cols = np.nonzero(near)
-            counts = np.bincount(rows, minlength=len(x_idx))
-            if counts.max(initial=0) > max_candidates:  # crowded: each entry keeps its nearest
-                order = np.lexsort((m_idx[cols], dist[rows, cols], rows))
-                rows, cols = rows[order], cols[order]
-                rank = np.arange(len(rows)) - np.repeat(np.cumsum(counts) - counts, counts)
-                rows, cols = rows[rank < max_candidates], cols[rank < max_candidates]
-            x, y = x_idx[rows], m_idx[cols]
-            codes.append(np.minimum(x, y) * len(ids) + np.maximum(x, y))
-    if codes:
-        for code in np.unique(np.concatenate(codes)):
-            lo, hi = divmod(int(code), len(ids))
-            yield ids[lo], ids[hi]
+    names = sorted({pid for pid, _ in members} | {pid for pid, _ in probes})
+    number = {pid: i for i, pid in enumerate(names)}
+
+    def arrays(side):
+        return (np.array([number[pid] for pid, _ in side], dtype=np.int64),
+                np.array([key for _, key in side], dtype=np.uint64))
+
+    for a, b in _group_pairs(*arrays(members), *arrays(probes), max_distance, max_candidates, fixed):
+        yield names[a], names[b]
+
+
+def packed_band_pairs(entries: Iterable[bytes], max_distance: int, max_group: int, max_candidates: int,
+                      fixed: int = 0) -> Iterator[tuple[str, str]]:
+    """``band_pairs`` of ``band_entries``' packed entries, decoded in bulk (ids as 16 hex digits)."""
+    raw = np.frombuffer(b"".join(entries), dtype=np.uint8).reshape(-1, 17)
+    member = raw[:, 0] == 0x6D
+    ids = np.ascontiguousarray(raw[:, 1:9]).view(">u8").ravel().astype(np.uint64)
+    keys = np.ascontiguousarray(raw[:, 9:17]).view(">u8").ravel().astype(np.uint64)
+    if not member.any() or len(raw) < 2:
+        return
+    m_ids, m_keys = _distinct(ids[member], keys[member], max_group)
+    p_ids, p_keys = _distinct(ids[~member], keys[~member], len(raw))
+    if len(p_ids):  # probes of a member's own (id, key) count once, as the member
+        taken = set(zip(m_ids.tolist(), m_keys.tolist()))
+        keep = np.array([pk not in taken for pk in zip(p_ids.tolist(), p_keys.tolist())], dtype=bool)
+        p_ids, p_keys = p_ids[keep][:max_group], p_keys[keep][:max_group]
+    if len(m_ids) + len(p_ids) < 2:
+        return
+    for a, b in _group_pairs(m_ids, m_keys, p_ids, p_keys, max_distance, max_candidates, fixed):
+        yield f"{int(a):016x}", f"{int(b):016x}"
 
 
 def _light(s: tuple, distance: int, alike: float) -> tuple:
@@ -376,8 +422,8 @@ class NearDecisions(beam.PTransform):
             reps
             | "Bands" >> beam.FlatMap(lambda kv: band_entries(kv[0], kv[1][KEYS], c.bands, c.radius))
             | "GroupBand" >> beam.GroupByKey()
-            | "Close" >> beam.FlatMap(lambda kv: band_pairs(entry_fields(kv[1]), c.max_distance, c.max_group,
-                                                            c.max_candidates))
+            | "Close" >> beam.FlatMap(lambda kv: packed_band_pairs(kv[1], c.max_distance, c.max_group,
+                                                                   c.max_candidates, band_mask(kv[0], c.bands)))
         )
         second_of = pairs | "BySecond" >> beam.Map(lambda ab: (ab[1], ab[0]))
         neighbours = ({"rep": reps, "first_of": pairs, "second_of": second_of}
