@@ -95,3 +95,26 @@ def test_band_mask_covers_the_band_of_its_value():
         mask = band_mask(f"{band}:{value:x}", bands)
         assert (key & mask) >> ((mask & -mask).bit_length() - 1) == value
     assert sum(band_mask(f"{b}:0", bands).bit_count() for b in range(bands)) == 64
+
+
+@pytest.mark.parametrize("bands, radius", [(7, 0), (4, 1), (5, 1)])
+def test_band_values_get_the_same_entries_in_bulk_as_picture_by_picture(bands, radius):
+    from clipcurate.pipeline.stages.dedup.near import band_chunks
+
+    r = random.Random(bands)
+    reps = []
+    for i in range(300):
+        keys = tuple(r.getrandbits(64) for _ in range(r.randint(1, 8)))
+        keys = keys + keys[:1] if i % 3 == 0 else keys  # a key twice: one entry
+        if i % 50 == 1:
+            keys = reps[-1][1][1]  # another fingerprint with the same keys
+        reps.append((f"{r.getrandbits(64):016x}", ("row", keys)))
+    one_by_one: dict[str, list[bytes]] = {}
+    for pid, s in reps:
+        for group, entry in band_entries(pid, s[1], bands, radius):
+            one_by_one.setdefault(group, []).append(entry)
+    bulk: dict[str, list[bytes]] = {}
+    for group, chunk in band_chunks(reps, bands, radius):
+        assert group not in bulk and len(chunk) % 17 == 0
+        bulk[group] = [chunk[i:i + 17] for i in range(0, len(chunk), 17)]
+    assert {g: sorted(e) for g, e in bulk.items()} == {g: sorted(e) for g, e in one_by_one.items()}

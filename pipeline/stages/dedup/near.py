@@ -229,6 +229,49 @@ def band_entries(pid: str, keys: Iterable[int], bands: int, radius: int) -> Iter
                     yield f"{b}:{v:x}", probe
 
 
+BAND_BATCH = 10_000  # fingerprints whose band entries are made together (one element per band value a batch)
+
+
+def band_chunks(reps: list[tuple[str, tuple]], bands: int, radius: int) -> Iterator[tuple[str, bytes]]:
+    """``band_entries`` of a batch of (id, summary), made in bulk and packed per band value: one
+    (band value, concatenated entries) element for each band value the batch touches, not one per
+    entry (a picture makes dozens, and each element costs the runner as much as its bytes)."""
+    ids, keys = [], []
+    for pid, s in reps:
+        ident = int(pid, 16)
+        for key in sorted(set(s[KEYS])):
+            ids.append(ident)
+            keys.append(key)
+    if not keys:
+        return
+    ids = np.array(ids, dtype=np.uint64)
+    keys = np.array(keys, dtype=np.uint64)
+    tail = np.empty((len(keys), 17), dtype=np.uint8)
+    tail[:, 1:9] = ids.astype(">u8").view(np.uint8).reshape(-1, 8)
+    tail[:, 9:] = keys.astype(">u8").view(np.uint8).reshape(-1, 8)
+    band, value, row, kind = [], [], [], []
+    rows = np.arange(len(keys))
+    shift = BITS
+    for b, width in enumerate(band_widths(bands)):
+        shift -= width
+        own = (keys >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        flips = list(_flips(0, width, radius))  # 0 first: the member's own value
+        for i, flip in enumerate(flips):
+            band.append(np.full(len(keys), b, dtype=np.int64))
+            value.append(own ^ np.uint64(flip))
+            row.append(rows)
+            kind.append(np.full(len(keys), 0x6D if i == 0 else 0x70, dtype=np.uint8))
+    band, value, row, kind = (np.concatenate(x) for x in (band, value, row, kind))
+    order = np.lexsort((row, value, band))
+    band, value = band[order], value[order]
+    entries = tail[row[order]]
+    entries[:, 0] = kind[order]
+    starts = np.flatnonzero(np.concatenate(([True], (band[1:] != band[:-1]) | (value[1:] != value[:-1]))))
+    ends = np.append(starts[1:], len(band))
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        yield f"{int(band[start])}:{int(value[start]):x}", entries[start:end].tobytes()
+
+
 def band_mask(group: str, bands: int) -> int:
     """The bits of the band that a band value (``"band:value"``, as ``band_entries`` keys it) covers."""
     band = int(group.split(":", 1)[0])
@@ -300,7 +343,8 @@ def band_pairs(entries: Iterable[tuple], max_distance: int, max_group: int,
 
 def packed_band_pairs(entries: Iterable[bytes], max_distance: int, max_group: int, max_candidates: int,
                       fixed: int = 0) -> Iterator[tuple[str, str]]:
-    """``band_pairs`` of ``band_entries``' packed entries, decoded in bulk (ids as 16 hex digits)."""
+    """``band_pairs`` of packed entries (``band_entries``' or ``band_chunks``' concatenations of them),
+    decoded in bulk (ids as 16 hex digits)."""
     raw = np.frombuffer(b"".join(entries), dtype=np.uint8).reshape(-1, 17)
     member = raw[:, 0] == 0x6D
     ids = np.ascontiguousarray(raw[:, 1:9]).view(">u8").ravel().astype(np.uint64)
@@ -325,18 +369,40 @@ def _light(s: tuple, distance: int, alike: float) -> tuple:
 
 
 def _carry_reps(item) -> Iterator[tuple[str, tuple]]:
-    """For a fingerprint in candidate pairs: its summary, sent once to each fingerprint it is the first
-    of a pair with (``("first", summary)``), and to itself when it is the second of some pair
-    (``("rep", summary)``). So the thumbnails of all fingerprints are joined once, and only those of
-    fingerprints in some pair travel on."""
+    """For a fingerprint in candidate pairs: its summary (the slim representative with its thumbnail
+    put back), sent once to each fingerprint it is the first of a pair with (``("first", summary)``),
+    and to itself when it is the second of some pair (``("rep", summary)``). So the thumbnails of all
+    fingerprints are joined once, and only those of fingerprints in some pair travel on."""
     pid, grouped = item
     rep = next(iter(grouped["rep"]), None)
-    if rep is None:
+    firsts = sorted(set(grouped["first_of"]))
+    second = next(iter(grouped["second_of"]), None) is not None
+    if rep is None or not (firsts or second):
         return
-    for other in sorted(set(grouped["first_of"])):
+    thumb = next(iter(grouped["thumb"]))
+    rep = rep[:THUMB] + (thumb,) + rep[THUMB + 1:]
+    for other in firsts:
         yield other, ("first", rep)
-    if next(iter(grouped["second_of"]), None) is not None:
+    if second:
         yield pid, ("rep", rep)
+
+
+class _ThumbOncePerBundle(beam.DoFn):
+    """(id, summary) -> (id, thumbnail), each id's thumbnail once a bundle (a fingerprint's thumbnail
+    is the same in all its rows): a placeholder under a million URLs sends a copy a bundle, not a
+    million. The ids remembered are bounded (``SEEN``): past it, copies again, never a row lost."""
+    SEEN = 100_000
+
+    def start_bundle(self):
+        self._seen = set()
+
+    def process(self, kv):
+        pid, s = kv
+        if pid not in self._seen:
+            if len(self._seen) >= self.SEEN:
+                self._seen.clear()
+            self._seen.add(pid)
+            yield pid, s[THUMB]
 
 
 def _labels_differ(a: tuple, b: tuple) -> bool:
@@ -398,14 +464,17 @@ class NearDecisions(beam.PTransform):
     """Summaries (row_id, keys, preference, description, thumbnail, label) -> (row_id, (dominator
     preference, message)).
 
-    1. Rows with the same fingerprint fold into their best one (a combiner: a placeholder picture
-       under a million URLs is one representative, not a million-row group).
-    2. Representatives' keys meet in band values (multi-index hashing); each band value yields the
-       pairs of fingerprints with keys within ``max_distance`` (capped: ``max_group`` entries,
-       ``max_candidates`` per entry).
-    3. The pairs join the fingerprints' summaries once (each summary goes to the second fingerprint
-       of each pair it is the first of); at each second fingerprint the pairs are confirmed on the
-       two thumbnails; confirmed pairs give each side its best neighbour.
+    1. Rows with the same fingerprint fold into their best one (a combiner, on summaries without
+       thumbnails: a placeholder picture under a million URLs is one representative, not a
+       million-row group).
+    2. Representatives' keys meet in band values (multi-index hashing; entries made and packed in
+       batches of ``BAND_BATCH`` fingerprints); each band value yields the pairs of fingerprints
+       with keys within ``max_distance`` (capped: ``max_group`` entries, ``max_candidates`` per
+       entry).
+    3. The pairs join the representatives and the thumbnails (one copy a fingerprint and bundle)
+       once: each summary goes to the second fingerprint of each pair it is the first of; at each
+       second fingerprint the pairs are confirmed on the two thumbnails; confirmed pairs give each
+       side its best neighbour. So the thumbnails are shuffled once.
     4. Each fingerprint's best neighbour joins its rows (summaries without thumbnails): the
        decisions are those of comparing every row with every other.
     """
@@ -417,25 +486,26 @@ class NearDecisions(beam.PTransform):
     def expand(self, summaries):
         c = self.config
         by_print = summaries | "ByPrint" >> beam.Map(lambda s: (print_id(s), s))
-        reps = by_print | "BestPerPrint" >> beam.CombinePerKey(_best)
+        # the representatives are chosen without thumbnails; the thumbnails join the pairs once
+        rows = by_print | "SlimRows" >> beam.Map(_slim)
+        reps = rows | "BestPerPrint" >> beam.CombinePerKey(_best)
+        thumbs = by_print | "Thumbs" >> beam.ParDo(_ThumbOncePerBundle())
         pairs = (
             reps
-            | "Bands" >> beam.FlatMap(lambda kv: band_entries(kv[0], kv[1][KEYS], c.bands, c.radius))
+            | "BatchBands" >> beam.BatchElements(min_batch_size=BAND_BATCH, max_batch_size=BAND_BATCH)
+            | "Bands" >> beam.FlatMap(band_chunks, c.bands, c.radius)
             | "GroupBand" >> beam.GroupByKey()
             | "Close" >> beam.FlatMap(lambda kv: packed_band_pairs(kv[1], c.max_distance, c.max_group,
                                                                    c.max_candidates, band_mask(kv[0], c.bands)))
         )
         second_of = pairs | "BySecond" >> beam.Map(lambda ab: (ab[1], ab[0]))
-        neighbours = ({"rep": reps, "first_of": pairs, "second_of": second_of}
+        neighbours = ({"rep": reps, "thumb": thumbs, "first_of": pairs, "second_of": second_of}
                       | "JoinReps" >> beam.CoGroupByKey()
                       | "CarryReps" >> beam.FlatMap(_carry_reps)
                       | "AtSecond" >> beam.GroupByKey()
                       | "Confirm" >> beam.FlatMap(_confirm, c.rule, c.label_rule)
                       | "BestNeighbour" >> beam.CombinePerKey(_best_light))
-        # the decisions need no thumbnails: the rows and representatives join without them
-        rows = by_print | "SlimRows" >> beam.Map(_slim)
-        slim_reps = reps | "SlimReps" >> beam.Map(_slim)
-        return ({"rows": rows, "rep": slim_reps, "neighbours": neighbours}
+        return ({"rows": rows, "rep": reps, "neighbours": neighbours}
                 | "JoinPrint" >> beam.CoGroupByKey()
                 | "Decide" >> beam.FlatMap(_row_decisions))
 
