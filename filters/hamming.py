@@ -121,16 +121,34 @@ def _join(a_val: np.ndarray, b_val: np.ndarray, a: np.ndarray, b: np.ndarray, d:
     return _expand(np.arange(len(a_val)), lo, count, order, a, b, d, False)
 
 
+SHORT_RUNS = 64  # a self-join whose longest run of equal values is at most this pairs by offsets
+
+
 def _self_join(val: np.ndarray, a: np.ndarray, d: int):
-    """Pairs of distinct positions with equal values: one sort, runs of equal values."""
+    """Pairs of distinct positions with equal values: one sort, runs of equal values.
+
+    Runs are short for random keys (a few elements): each pair is then found once, as two sorted
+    positions ``k`` apart with equal values (one comparison of the sorted values for each ``k`` up
+    to the longest run), checked once and given both ways round."""
     order = np.argsort(val, kind="stable")
     v = val[order]
     starts = np.flatnonzero(np.concatenate(([True], v[1:] != v[:-1])))
     lengths = np.diff(np.append(starts, len(v)))
-    run = np.repeat(np.arange(len(starts)), lengths)
-    crowded = lengths[run] > 1  # a key alone under its value pairs with nothing here
-    where = np.flatnonzero(crowded)
-    return _expand(order[where], starts[run[where]], lengths[run[where]], order, a, a, d, True)
+    longest = int(lengths.max(initial=0))
+    if longest > SHORT_RUNS:
+        run = np.repeat(np.arange(len(starts)), lengths)
+        where = np.flatnonzero(lengths[run] > 1)  # a key alone under its value pairs with nothing here
+        return _expand(order[where], starts[run[where]], lengths[run[where]], order, a, a, d, True)
+    at, step = [], []
+    for k in range(1, longest):
+        i = np.flatnonzero(v[k:] == v[:-k])
+        at.append(i)
+        step.append(np.full(len(i), k, dtype=np.int64))
+    if not at:
+        return []
+    i = np.concatenate(at)
+    rows, cols, dist = _check(a, a, order[i], order[i + np.concatenate(step)], d)
+    return [(np.concatenate([rows, cols]), np.concatenate([cols, rows]), np.concatenate([dist, dist]))]
 
 
 def _value_type(bits: int):

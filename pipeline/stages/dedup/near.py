@@ -46,6 +46,7 @@ from clipcurate.filters.near_print import Rule, fingerprint, key_distance, same_
 from clipcurate.filters.hamming import close_pairs
 from clipcurate.filters.phash import BITS, band_keys, band_widths
 from clipcurate.schemas.records import input_order, where
+from clipcurate.pipeline.bloom import BloomFn, may_hold
 from clipcurate.pipeline.stages.base import REJECTS, RowCheckDoFn, split
 
 # pairs compared per block in the dominance search (bounds memory per group)
@@ -388,17 +389,18 @@ def _carry_reps(item) -> Iterator[tuple[str, tuple]]:
 
 
 class _ThumbOncePerBundle(beam.DoFn):
-    """(id, summary) -> (id, thumbnail), each id's thumbnail once a bundle (a fingerprint's thumbnail
-    is the same in all its rows): a placeholder under a million URLs sends a copy a bundle, not a
-    million. The ids remembered are bounded (``SEEN``): past it, copies again, never a row lost."""
+    """(id, summary) -> (id, thumbnail) for the fingerprints in candidate pairs (``bloom``: a filter
+    of their ids, so about only those), each id's thumbnail once a bundle (a fingerprint's
+    thumbnail is the same in all its rows): a placeholder under a million URLs sends a copy a
+    bundle, not a million. The ids remembered are bounded (``SEEN``): past it, copies again."""
     SEEN = 100_000
 
     def start_bundle(self):
         self._seen = set()
 
-    def process(self, kv):
+    def process(self, kv, bloom):
         pid, s = kv
-        if pid not in self._seen:
+        if pid not in self._seen and may_hold(bloom, pid):
             if len(self._seen) >= self.SEEN:
                 self._seen.clear()
             self._seen.add(pid)
@@ -471,10 +473,11 @@ class NearDecisions(beam.PTransform):
        batches of ``BAND_BATCH`` fingerprints); each band value yields the pairs of fingerprints
        with keys within ``max_distance`` (capped: ``max_group`` entries, ``max_candidates`` per
        entry).
-    3. The pairs join the representatives and the thumbnails (one copy a fingerprint and bundle)
+    3. The pairs join the representatives and the thumbnails (one copy a fingerprint and bundle) of
+       the fingerprints in some pair (a Bloom filter of their ids lets about only those through)
        once: each summary goes to the second fingerprint of each pair it is the first of; at each
        second fingerprint the pairs are confirmed on the two thumbnails; confirmed pairs give each
-       side its best neighbour. So the thumbnails are shuffled once.
+       side its best neighbour. So only the thumbnails of candidates are shuffled, once.
     4. Each fingerprint's best neighbour joins its rows (summaries without thumbnails): the
        decisions are those of comparing every row with every other.
     """
@@ -489,7 +492,6 @@ class NearDecisions(beam.PTransform):
         # the representatives are chosen without thumbnails; the thumbnails join the pairs once
         rows = by_print | "SlimRows" >> beam.Map(_slim)
         reps = rows | "BestPerPrint" >> beam.CombinePerKey(_best)
-        thumbs = by_print | "Thumbs" >> beam.ParDo(_ThumbOncePerBundle())
         pairs = (
             reps
             | "BatchBands" >> beam.BatchElements(min_batch_size=BAND_BATCH, max_batch_size=BAND_BATCH)
@@ -499,7 +501,14 @@ class NearDecisions(beam.PTransform):
                                                                    c.max_candidates, band_mask(kv[0], c.bands)))
         )
         second_of = pairs | "BySecond" >> beam.Map(lambda ab: (ab[1], ab[0]))
-        neighbours = ({"rep": reps, "thumb": thumbs, "first_of": pairs, "second_of": second_of}
+        # only fingerprints in some candidate pair join the pairs: a Bloom filter of their ids (a
+        # fixed 4 MiB side input) lets through about only their representatives and thumbnails
+        paired = (pairs | "PairIds" >> beam.FlatMap(lambda ab: ab)
+                  | "PairBloom" >> beam.CombineGlobally(BloomFn()))
+        bloom = beam.pvalue.AsSingleton(paired)
+        thumbs = by_print | "Thumbs" >> beam.ParDo(_ThumbOncePerBundle(), bloom)
+        paired_reps = reps | "PairedReps" >> beam.Filter(lambda kv, b: may_hold(b, kv[0]), bloom)
+        neighbours = ({"rep": paired_reps, "thumb": thumbs, "first_of": pairs, "second_of": second_of}
                       | "JoinReps" >> beam.CoGroupByKey()
                       | "CarryReps" >> beam.FlatMap(_carry_reps)
                       | "AtSecond" >> beam.GroupByKey()
