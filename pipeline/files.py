@@ -233,14 +233,15 @@ def atomic_write_text(path, text: str) -> None:
     atomic_write(path, text.encode("utf-8"))
 
 
-def write_table(path, table: pa.Table, row_group_rows: int | None = None, sort_by: str | None = None) -> None:
-    """A Parquet file (zstd), written atomically. With ``sort_by`` the rows go in that column's order,
-    taken a row group at a time (no sorted copy of the whole table)."""
+def write_table(path, table: pa.Table, row_group_rows: int | None = None, sort_by: str | None = None,
+                order: pa.Array | None = None) -> None:
+    """A Parquet file (zstd), written atomically. With ``sort_by`` the rows go in that column's order
+    (or in ``order``, row indices), taken a row group at a time (no sorted copy of the whole table)."""
     buf = io.BytesIO()
-    if sort_by is None:
+    if sort_by is None and order is None:
         pq.write_table(table, buf, row_group_size=row_group_rows, compression="zstd")
     else:
-        order = pc.sort_indices(table.column(sort_by))
+        order = pc.sort_indices(table.column(sort_by)) if order is None else order
         step = row_group_rows or max(1, table.num_rows)
         with pq.ParquetWriter(buf, table.schema, compression="zstd") as writer:
             if table.num_rows == 0:

@@ -1,6 +1,8 @@
 """Pair dedup on URL buckets, and the packed rows its shuffle (and the writers') carry."""
 from __future__ import annotations
 
+import os
+
 import random
 
 import apache_beam as beam
@@ -133,4 +135,6 @@ def test_pairs_files_are_sorted_key_ranges_counted_from_the_estimate_or_the_rows
         keys = [pq.read_table(f).column("key").to_pylist() for f in found]
         assert all(k == sorted(k) for k in keys)
         assert all(a[-1] < b[0] for a, b in zip(keys, keys[1:]))  # ranges, in file order
+        assert sum(len(k) for k in keys) == 900
+        assert not [f for f in glob.glob(f"{out}/_pieces/**", recursive=True) if not os.path.isdir(f)]
         assert sorted(k for ks in keys for k in ks) == sorted(r["key"] for r in rows)

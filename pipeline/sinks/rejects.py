@@ -14,16 +14,17 @@ import math
 from collections import Counter
 
 import apache_beam as beam
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
-from clipcurate.pipeline.packed import pack_by, unpack_rows
-from clipcurate.pipeline.sinks.arrow import to_table
+from clipcurate.pipeline.packed import pack_by, unpack_columns, unpack_rows
+from clipcurate.pipeline.sinks.arrow import columns_table
 from clipcurate.pipeline.sinks.shards import WriteConfig
 from clipcurate.pipeline.stages.base import key_range
 from clipcurate.schemas.layout import REJECTS
-from clipcurate.schemas.records import input_order
 
 
 def rejects_dir(out: str) -> str:
@@ -42,11 +43,13 @@ class _WriteRejects(beam.DoFn):
 
     def process(self, item):
         (stage, part), packs = item
-        rows = sorted((row for data in packs for row in unpack_rows(data)), key=input_order)
         schema = schemas.reject_schema(list(self.config.extra_fields))
+        # one Arrow table a packed batch (no dict a row), sorted by input order a row group at a time
+        tables = [columns_table(unpack_columns([data], schema.names)[1], schema) for data in packs]
+        table = pa.concat_tables(tables) if tables else schema.empty_table()
         path = fs.join(rejects_dir(self.config.output_dir), stage, f"{part:05d}.parquet")
-        write_table(path, to_table(rows, schema), self.config.row_group_rows)
-        yield stage, len(rows)
+        write_table(path, table, self.config.row_group_rows, order=input_order_indices(table))
+        yield stage, table.num_rows
 
 
 class WriteRejects(beam.PTransform):
@@ -72,6 +75,14 @@ class WriteRejects(beam.PTransform):
             | "GroupPart" >> beam.GroupByKey()
             | "Write" >> beam.ParDo(_WriteRejects(self.config))
         )
+
+
+def input_order_indices(table: pa.Table) -> pa.Array:
+    """The rows' order by ``records.input_order`` (file, row, key; a missing one first), stable."""
+    keys = pa.table({"file": pc.fill_null(table["source_file"], ""),
+                     "row": pc.fill_null(table["source_row"], -1),
+                     "key": pc.fill_null(table["key"], "")})
+    return pc.sort_indices(keys, sort_keys=[("file", "ascending"), ("row", "ascending"), ("key", "ascending")])
 
 
 def stage_of(row: dict) -> str:
