@@ -95,3 +95,18 @@ def test_a_second_run_on_s3_replaces_the_first(s3_run, s3, web, tmp_path):
     sizes = json.loads(fs.read_bytes(fs.join(out, "shards", "sizes.json")))
     assert list(sizes) == ["00000.tar"] and sizes["00000.tar"] == before["kept"]
     assert [fs.basename(p) for p in fs.match(fs.join(out, "shards", "*.tar"))] == ["00000.tar"]
+
+
+def test_a_metadata_run_writes_its_pairs_files_to_s3(s3_run, s3, tmp_path):
+    """--until on an object store: the pairs files are made from pieces spilled to S3 and published;
+    no piece is left behind, and the files hold every row the stats count as kept."""
+    src = f"s3://{BUCKET}/input/pairs.parquet"
+    out = f"s3://{BUCKET}/meta"
+    assert cli_main(["run", "--input", src, "--output", out, "--url-col", "URL", "--caption-col", "TEXT",
+                     "--until", "prompts", *s3]) == 0
+    stats = json.loads(fs.read_bytes(fs.join(out, "stats.json")))
+    files = fs.match(fs.join(out, "pairs", "*.parquet"))
+    tables = [pq.read_table(io.BytesIO(fs.read_bytes(f))) for f in files]
+    keys = [k for t in tables for k in t.column("key").to_pylist()]
+    assert files and len(keys) == len(set(keys)) == stats["kept"] > 0
+    assert not [f for f in fs.match(fs.join(out, "**")) if "_pieces" in f or "_next" in f]

@@ -2,7 +2,9 @@
 
 Each file is a key range (``key_range``: one file per ``rows_per_file`` input rows), sorted by key, with the
 input's columns and the fields the stages that ran added (``schemas.records``): the table a user
-filters before downloading anything, as LAION and DataComp users do first.
+filters before downloading anything, as LAION and DataComp users do first. The rows never go
+through a shuffle: each bundle writes its rows of each file to a temporary piece, the pieces' paths
+are grouped by file, and each file is made from its pieces.
 """
 from __future__ import annotations
 
