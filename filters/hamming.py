@@ -18,7 +18,8 @@ import math
 
 import numpy as np
 
-BITS = 64
+from clipcurate.filters.phash import BITS, even_widths
+
 BLOCK = 1 << 22  # joined pairs held at once, at most (bounds memory whatever the inputs)
 # costs in units of one pair compared in the all-pairs matrix (measured: ~6 ns)
 _SORT_COST = 3      # an element sorted and looked up, in one join
@@ -31,10 +32,9 @@ def _free_bits(fixed: int) -> list[int]:
 
 
 def _runs(n: int, parts: int) -> list[range]:
-    base, extra = divmod(n, parts)
+    """``n`` bit positions cut into ``parts`` nearly equal runs, from the lowest."""
     out, start = [], 0
-    for i in range(parts):
-        width = base + (1 if i < extra else 0)
+    for width in even_widths(n, parts):
         out.append(range(start, start + width))
         start += width
     return out

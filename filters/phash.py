@@ -58,10 +58,24 @@ def hamming(a: str | int, b: str | int) -> int:
     return (a ^ b).bit_count()
 
 
+def even_widths(n: int, parts: int) -> list[int]:
+    """``n`` bits split into ``parts`` nearly equal runs (the first ones a bit wider)."""
+    base, extra = divmod(n, parts)
+    return [base + (1 if i < extra else 0) for i in range(parts)]
+
+
 def band_widths(bands: int) -> list[int]:
     """Bits per band: 64 bits split into ``bands`` nearly equal runs."""
-    base, extra = divmod(BITS, bands)
-    return [base + (1 if i < extra else 0) for i in range(bands)]
+    return even_widths(BITS, bands)
+
+
+def band_spans(bands: int) -> list[tuple[int, int]]:
+    """(shift, width) of each band, band 0 the highest bits: band i is ``(value >> shift) & (2**width - 1)``."""
+    out, shift = [], BITS
+    for width in band_widths(bands):
+        shift -= width
+        out.append((shift, width))
+    return out
 
 
 def band_keys(value: int, bands: int) -> list[tuple[int, int]]:
@@ -70,9 +84,4 @@ def band_keys(value: int, bands: int) -> list[tuple[int, int]]:
     Two hashes within Hamming distance d < bands agree exactly on at least
     one band (pigeonhole), so grouping by band key finds every such pair.
     """
-    out = []
-    shift = BITS
-    for i, width in enumerate(band_widths(bands)):
-        shift -= width
-        out.append((i, (value >> shift) & ((1 << width) - 1)))
-    return out
+    return [(i, (value >> shift) & ((1 << width) - 1)) for i, (shift, width) in enumerate(band_spans(bands))]

@@ -44,7 +44,7 @@ import numpy as np
 from clipcurate.filters.base import reject_row
 from clipcurate.filters.near_print import Rule, fingerprint, key_distance, same_picture
 from clipcurate.filters.hamming import close_pairs
-from clipcurate.filters.phash import BITS, band_keys, band_widths
+from clipcurate.filters.phash import BITS, band_keys, band_spans, band_widths
 from clipcurate.schemas.records import input_order, where
 from clipcurate.pipeline.bloom import BloomFn, may_hold
 from clipcurate.pipeline.stages.base import REJECTS, RowCheckDoFn, split
@@ -252,9 +252,7 @@ def band_chunks(reps: list[tuple[str, tuple]], bands: int, radius: int) -> Itera
     tail[:, 9:] = keys.astype(">u8").view(np.uint8).reshape(-1, 8)
     band, value, row, kind = [], [], [], []
     rows = np.arange(len(keys))
-    shift = BITS
-    for b, width in enumerate(band_widths(bands)):
-        shift -= width
+    for b, (shift, width) in enumerate(band_spans(bands)):
         own = (keys >> np.uint64(shift)) & np.uint64((1 << width) - 1)
         flips = list(_flips(0, width, radius))  # 0 first: the member's own value
         for i, flip in enumerate(flips):
@@ -275,10 +273,8 @@ def band_chunks(reps: list[tuple[str, tuple]], bands: int, radius: int) -> Itera
 
 def band_mask(group: str, bands: int) -> int:
     """The bits of the band that a band value (``"band:value"``, as ``band_entries`` keys it) covers."""
-    band = int(group.split(":", 1)[0])
-    widths = band_widths(bands)
-    low = BITS - sum(widths[:band + 1])
-    return ((1 << widths[band]) - 1) << low
+    shift, width = band_spans(bands)[int(group.split(":", 1)[0])]
+    return ((1 << width) - 1) << shift
 
 
 def _distinct(ids: np.ndarray, keys: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
@@ -372,8 +368,8 @@ def _light(s: tuple, distance: int, alike: float) -> tuple:
 def _carry_reps(item) -> Iterator[tuple[str, tuple]]:
     """For a fingerprint in candidate pairs: its summary (the slim representative with its thumbnail
     put back), sent once to each fingerprint it is the first of a pair with (``("first", summary)``),
-    and to itself when it is the second of some pair (``("rep", summary)``). So the thumbnails of all
-    fingerprints are joined once, and only those of fingerprints in some pair travel on."""
+    and to itself when it is the second of some pair (``("rep", summary)``). So the candidates'
+    thumbnails are joined once, and only those of fingerprints in some pair travel on."""
     pid, grouped = item
     rep = next(iter(grouped["rep"]), None)
     firsts = sorted(set(grouped["first_of"]))
