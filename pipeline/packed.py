@@ -29,7 +29,8 @@ def _decode(data: bytes):
     return _CODER.decode(zstandard.ZstdDecompressor().decompress(data))
 
 
-def pack_rows(rows: list[dict]) -> bytes:
+def _by_shape(rows: list[dict]) -> tuple[tuple, list[int], list[list]]:
+    """(the field tuples, each row's shape number, each shape's value tuples): rows grouped by fields."""
     shapes: dict[tuple, int] = {}
     order: list[int] = []
     values: list[list] = []
@@ -41,7 +42,11 @@ def pack_rows(rows: list[dict]) -> bytes:
             values.append([])
         order.append(i)
         values[i].append(tuple(row.values()))
-    return _encode((tuple(shapes), order, values))
+    return tuple(shapes), order, values
+
+
+def pack_rows(rows: list[dict]) -> bytes:
+    return _encode(_by_shape(rows))
 
 
 def pack_by(rows: list[dict], place) -> list[tuple]:
@@ -61,6 +66,19 @@ def unpack_rows(data: bytes) -> list[dict]:
     return [dict(zip(shapes[i], next(its[i]))) for i in order]
 
 
+def _add_columns(columns: dict[str, list], shapes, values) -> int:
+    """Each shape's value tuples appended to ``columns`` (one ``zip`` a shape, not a lookup a row and
+    field); a row without a field has None there. Returns the rows added."""
+    n = 0
+    for keys, vals in zip(shapes, values):
+        cols = dict(zip(keys, zip(*vals))) if vals else {}
+        for name, column in columns.items():
+            col = cols.get(name)
+            column.extend(col if col is not None else (None,) * len(vals))
+        n += len(vals)
+    return n
+
+
 def unpack_columns(packs, names) -> tuple[int, dict[str, list]]:
     """Packed rows as columns, without making a dict per row: (rows, {name: values}) for ``names``; a
     row without a field has None there. Rows come grouped by shape, not in their packed order."""
@@ -68,10 +86,12 @@ def unpack_columns(packs, names) -> tuple[int, dict[str, list]]:
     n = 0
     for data in packs:
         shapes, _, values = _decode(data)
-        for keys, vals in zip(shapes, values):
-            cols = dict(zip(keys, zip(*vals))) if vals else {}
-            for name in names:
-                col = cols.get(name)
-                columns[name].extend(col if col is not None else (None,) * len(vals))
-            n += len(vals)
+        n += _add_columns(columns, shapes, values)
     return n, columns
+
+
+def row_columns(rows: list[dict], names) -> tuple[int, dict[str, list]]:
+    """``unpack_columns`` of rows not packed: (rows, {name: values}), rows grouped by shape."""
+    columns: dict[str, list] = {name: [] for name in names}
+    shapes, _, values = _by_shape(rows)
+    return _add_columns(columns, shapes, values), columns

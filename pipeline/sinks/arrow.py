@@ -22,18 +22,3 @@ def columns_table(columns: dict[str, list], schema: pa.Schema) -> pa.Table:
     """Columns (``{name: values}``, all of one length) as a table of ``schema``, as ``to_table`` does."""
     return pa.Table.from_arrays([_array(columns[f.name], f.type) for f in schema], schema=schema)
 
-
-def shape_columns(rows: list[dict], names) -> tuple[list[dict], dict[str, list]]:
-    """(the rows in their new order, {name: values}) with the rows grouped by their fields (one
-    ``zip`` a group, not a lookup a row and field); a row without a field has None there."""
-    groups: dict[tuple, list[dict]] = {}
-    for row in rows:
-        groups.setdefault(tuple(row), []).append(row)
-    ordered, columns = [], {name: [] for name in names}
-    for keys, group in groups.items():
-        ordered += group
-        cols = dict(zip(keys, zip(*(r.values() for r in group))))
-        for name in names:
-            col = cols.get(name)
-            columns[name].extend(col if col is not None else (None,) * len(group))
-    return ordered, columns

@@ -23,7 +23,8 @@ from apache_beam.utils.windowed_value import WindowedValue
 from clipcurate import schemas
 from clipcurate.pipeline import files as fs
 from clipcurate.pipeline.files import write_table
-from clipcurate.pipeline.sinks.arrow import columns_table, shape_columns
+from clipcurate.pipeline.packed import row_columns
+from clipcurate.pipeline.sinks.arrow import columns_table
 from clipcurate.pipeline.stages.base import Timer, key_range
 from clipcurate.schemas.layout import PAIRS
 from clipcurate.schemas.records import fields_after
@@ -60,14 +61,15 @@ class _SpillParts(beam.DoFn):
         self._waiting = {}  # part -> [tables]
         self._rows, self._bytes = {}, 0
 
-    def process(self, rows, parts_or_total, counted: bool = False):
+    def process(self, rows, total: int):
+        """``total``: the input rows (the launcher's estimate, or a count); a part is ``rows_per_file`` of them."""
         if not rows:
             return
-        parts = max(1, math.ceil(parts_or_total / self.rows_per_file)) if counted else parts_or_total
+        parts = max(1, math.ceil(total / self.rows_per_file))
         with self.timer:
-            rows, columns = shape_columns(rows, self.schema.names)  # the order changes: files are sorted by key
+            n, columns = row_columns(rows, self.schema.names)  # grouped by shape: files are sorted by key anyway
             table = columns_table(columns, self.schema)
-            where = np.fromiter((key_range(key, parts) for key in columns["key"]), dtype=np.int64, count=len(rows))
+            where = np.fromiter((key_range(key, parts) for key in columns["key"]), dtype=np.int64, count=n)
             order = np.argsort(where, kind="stable")
             bounds = np.flatnonzero(np.diff(where[order])) + 1
             for idx in np.split(order, bounds):
@@ -150,13 +152,11 @@ class WritePairs(beam.PTransform):
         rows where many are dropped) or, without one, from a count of the rows (a side input: every
         row waits for it)."""
         schema = pairs_schema(self.stage, self.extra)
-        n = self.rows_per_file
-        spill = _SpillParts(self.output_dir, schema, n)
         if self.expected_rows is not None:
-            pieces = batches | "Spill" >> beam.ParDo(spill, max(1, math.ceil(self.expected_rows / n)))
+            total = self.expected_rows
         else:
-            total = batches | "Rows" >> beam.Map(len) | "Total" >> beam.CombineGlobally(sum)
-            pieces = batches | "Spill" >> beam.ParDo(spill, beam.pvalue.AsSingleton(total), counted=True)
+            total = beam.pvalue.AsSingleton(batches | "Rows" >> beam.Map(len) | "Total" >> beam.CombineGlobally(sum))
+        pieces = batches | "Spill" >> beam.ParDo(_SpillParts(self.output_dir, schema, self.rows_per_file), total)
         return (pieces
                 | "GroupPart" >> beam.GroupByKey()
                 | "Write" >> beam.ParDo(_WritePart(self.output_dir, schema, self.row_group_rows)))

@@ -64,8 +64,9 @@ def publish(out: str) -> None:
         dst = fs.join(out, name)
         fs.delete(_files_under(dst) if name in ("shards", "pairs", "rejects") else [dst])
     pieces = fs.join(staging, "_pieces", "")  # the writers' temporary pieces (orphans of retried bundles)
-    fs.delete([f for f in _files_under(staging) if f.startswith(pieces)])
-    moves = [(src, fs.join(out, src[len(fs.join(staging, "")):])) for src in _files_under(staging)]
+    staged = _files_under(staging)
+    fs.delete([f for f in staged if f.startswith(pieces)])
+    moves = [(src, fs.join(out, src[len(fs.join(staging, "")):])) for src in staged if not src.startswith(pieces)]
     for src, dst in moves:
         fs.rename(src, dst)
 
