@@ -486,7 +486,9 @@ class NearDecisions(beam.PTransform):
         c = self.config
         by_print = summaries | "ByPrint" >> beam.Map(lambda s: (print_id(s), s))
         # the representatives are chosen without thumbnails; the thumbnails join the pairs once
-        rows = by_print | "SlimRows" >> beam.Map(_slim)
+        # typed as key-value pairs: Beam 2.78 reads ``_slim``'s ``-> tuple`` as Tuple[Any, ...] and
+        # refuses it as CombinePerKey's input
+        rows = by_print | "SlimRows" >> beam.Map(_slim).with_output_types(typing.Tuple[typing.Any, typing.Any])
         reps = rows | "BestPerPrint" >> beam.CombinePerKey(_best)
         pairs = (
             reps
