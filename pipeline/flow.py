@@ -9,6 +9,7 @@ as pairs/NNNNN.parquet instead of downloading anything.
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, field
 
@@ -22,6 +23,7 @@ from clipcurate.filters.language import LanguageConfig
 from clipcurate.filters.normalize import NormalizeConfig
 from clipcurate.filters.prompts import PromptConfig
 from clipcurate.filters.quality import QualityConfig
+from clipcurate.pipeline import direct_runner
 from clipcurate.pipeline.stages.base import PROGRESS
 from clipcurate.pipeline.stages.captions import CaptionStages
 from clipcurate.pipeline.stages.curate import Balance, caption_quality, hash_blocklist, image_quality, url_blocklist
@@ -175,11 +177,13 @@ def run(config: RunConfig, options: PipelineOptions) -> dict:
     """Run the pipeline to the end; returns what stats.json needs from the run itself. The output
     folders exist already (the CLI's ``start_staging``); every writer makes its file's folder too."""
     start = time.time()
-    p = beam.Pipeline(options=options)
+    runner = direct_runner.runner_for(options)  # the DirectRunner without its Prism try, else None
+    p = beam.Pipeline(runner=runner, options=options)
     build(p, config)
     try:
-        result = p.run()
-        result.wait_until_finish()
+        with direct_runner.worker_env() if runner is not None else contextlib.nullcontext():
+            result = p.run()
+            result.wait_until_finish()
     finally:
         PROGRESS.stop()  # this process's progress line (the in-memory runner's workers are threads of it)
     info = {"input_rows": read_input_count(config.write.output_dir), "total_s": round(time.time() - start, 3), "stages": stage_times(result)}

@@ -59,8 +59,40 @@ class _NoSwap:
         return False
 
 
+class _MadeOncePerThread:
+    """Stands in for the ``albumentations`` namespace img2dataset's resizer module calls (``A``).
+
+    The Resizer builds its transforms (``A.LongestMaxSize(...)``, ``A.PadIfNeeded(...)``) anew for
+    every image; each construction validates its arguments with pydantic and seeds two random
+    generators from ``os.urandom``, ~0.3 ms of Python under the GIL an image, more than encoding the
+    result. Here a transform is built once per thread and set of arguments and then reused: the
+    transforms the Resizer asks for are deterministic (``p=1.0``), so the pictures are the same byte
+    for byte; a transform keeps its last call's parameters on itself, hence one per thread, not one
+    shared."""
+
+    def __init__(self, namespace):
+        self._namespace = namespace
+        self._local = threading.local()
+
+    def __getattr__(self, name: str):
+        make = getattr(self._namespace, name)
+
+        def once_per_thread(*args, **kwargs):
+            made = getattr(self._local, "made", None)
+            if made is None:
+                made = self._local.made = {}
+            key = (name, repr(args), repr(sorted(kwargs.items())))
+            found = made.get(key)
+            if found is None:
+                found = made[key] = make(*args, **kwargs)
+            return found
+
+        return once_per_thread
+
+
 def Resizer(*args, **kwargs):  # noqa: N802 - stands for the class
-    """An img2dataset.resizer.Resizer that can run in many threads at once.
+    """An img2dataset.resizer.Resizer that can run in many threads at once, without rebuilding its
+    transforms for every image (``_MadeOncePerThread``).
 
     Its ``SuppressStdoutStderr`` points the process's fds 1 and 2 at /dev/null around each call, so
     overlapping calls race (one can restore the other's /dev/null for good) and had to be serialized,
@@ -69,5 +101,8 @@ def Resizer(*args, **kwargs):  # noqa: N802 - stands for the class
     swap is replaced by a no-op in this process's copy of the module: resizes run in parallel and our own stderr (progress
     lines) is never swallowed."""
     module = _module("resizer")
-    module.SuppressStdoutStderr = _NoSwap
+    with _LOCK:
+        module.SuppressStdoutStderr = _NoSwap
+        if not isinstance(module.A, _MadeOncePerThread):
+            module.A = _MadeOncePerThread(module.A)
     return module.Resizer(*args, **kwargs)

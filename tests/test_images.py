@@ -263,3 +263,23 @@ def test_resizes_run_in_parallel_threads_and_leave_stdout_and_stderr_alone():
     assert parallel == serial * 4
     after = [os.fstat(fd) for fd in (1, 2)]
     assert [(s.st_dev, s.st_ino) for s in after] == [(s.st_dev, s.st_ino) for s in before]
+
+
+@pytest.mark.parametrize("mode", ["border", "keep_ratio", "center_crop", "keep_ratio_largest"])
+def test_resizer_with_transforms_made_once_gives_img2dataset_s_own_bytes(mode):
+    """Our copy of img2dataset's Resizer builds each albumentations transform once per thread and
+    reuses it; its pictures are byte for byte those of img2dataset's own, unpatched Resizer, in many
+    threads at once and for pictures of different sizes one after the other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import img2dataset.resizer as theirs
+
+    from clipcurate.pipeline.imports import Resizer
+
+    raws = [make_jpeg(w, h, seed=i) for i, (w, h) in enumerate([(640, 480), (300, 900), (1200, 700), (90, 60)] * 4)]
+    kwargs = dict(image_size=128, resize_mode=mode, resize_only_if_bigger=False, encode_format="jpg", encode_quality=95)
+    ours, reference = Resizer(**kwargs), theirs.Resizer(**kwargs)
+    expected = [reference(io.BytesIO(r))[:5] for r in raws]
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda r: ours(io.BytesIO(r))[:5], raws * 3))
+    assert got == expected * 3

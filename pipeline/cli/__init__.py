@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 COMMANDS = {
@@ -71,3 +72,19 @@ def main(argv=None) -> int:
         print(f"clipcurate {name}: interrupted", file=sys.stderr)
         return 130
 
+
+
+# commands whose process may leave with os._exit once main() returned: all their work is done, files
+# closed, worker processes and clusters shut; skipping the teardown of Beam's, Arrow's and cv2's modules
+# saves ~0.5 s a run. (Not ``demo``: it may leave a child server to the normal exit.)
+FAST_EXIT = ("run",)
+
+
+def entry() -> None:
+    """The ``clipcurate`` script: ``main()``, then exit with its status (fast for FAST_EXIT commands)."""
+    rc = main()
+    if len(sys.argv) > 1 and sys.argv[1] in FAST_EXIT:
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()
+        os._exit(rc)
+    sys.exit(rc)

@@ -1,0 +1,53 @@
+"""The DirectRunner as clipcurate starts it: no Prism try, and worker processes that exit fast but
+keep their exit status and their last output."""
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+
+import apache_beam as beam
+from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.testing.util import assert_that, equal_to
+
+from clipcurate.pipeline import direct_runner
+
+
+def test_a_direct_run_goes_straight_to_the_fn_api_runner(caplog):
+    options = PipelineOptions(["--runner=DirectRunner"])
+    runner = direct_runner.runner_for(options)
+    assert runner is not None
+    with caplog.at_level(logging.INFO):
+        with beam.Pipeline(runner=runner, options=options) as p:
+            assert_that(p | beam.Create([1, 2, 3]) | beam.Map(lambda x: x * 2), equal_to([2, 4, 6]))
+    assert not [r for r in caplog.records if "Prism" in r.getMessage()]
+
+
+def test_other_runners_are_left_to_beam():
+    assert direct_runner.runner_for(PipelineOptions(["--runner=DataflowRunner"])) is None
+    assert direct_runner.runner_for(PipelineOptions(["--runner=FlinkRunner"])) is None
+
+
+def _exit_with(body: str) -> subprocess.CompletedProcess:
+    code = ("import atexit\nfrom clipcurate.pipeline.direct_runner import _exit_now\n"
+            "atexit.register(_exit_now)\n" + body)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+
+
+def test_a_fast_exit_keeps_a_failure_and_the_buffered_output():
+    ok = _exit_with("print('all done', end='')\n")
+    assert ok.returncode == 0 and ok.stdout == "all done"
+    failed = _exit_with("print('half', end='')\nraise RuntimeError('the harness failed')\n")
+    assert failed.returncode == 1
+    assert failed.stdout == "half" and "the harness failed" in failed.stderr
+
+
+def test_only_a_worker_started_by_clipcurate_exits_fast(monkeypatch):
+    monkeypatch.setenv(direct_runner.FAST_EXIT_ENV, "1")
+    assert not direct_runner._in_fast_exit_worker()  # this process's __main__ is pytest, not Beam's harness
+    with direct_runner.worker_env():
+        assert direct_runner.FAST_EXIT_ENV in __import__("os").environ
+    monkeypatch.delenv(direct_runner.FAST_EXIT_ENV)
+    with direct_runner.worker_env():
+        pass
+    assert direct_runner.FAST_EXIT_ENV not in __import__("os").environ
