@@ -12,15 +12,22 @@
    has returned and every non-daemon thread has ended: stdio is flushed and the exit status kept,
    only the module teardown is skipped. It acts only in a Beam SDK worker process started by this
    module's runner (``FAST_EXIT_ENV`` in its environment), never on Dataflow, Flink or Spark.
+3. The same hook starts a background import of what a later stage will load in its ``setup``
+   (``worker_env(warm=...)``: img2dataset's resizer and downloader, cv2, ~0.7 s a process): the
+   runner runs one fused stage at a time, so a worker sits idle through the first stages while the
+   launcher orchestrates, and the download stage then starts with its modules loaded instead of
+   every worker importing them at once on its critical path.
 """
 from __future__ import annotations
 
 import atexit
+import importlib
 import os
 import sys
 import threading
 
 FAST_EXIT_ENV = "CLIPCURATE_FAST_WORKER_EXIT"
+WARM_ENV = "CLIPCURATE_WORKER_WARM_UP"  # "module:function,..." a worker calls in a background thread
 SDK_WORKER_MAIN = "apache_beam.runners.worker.sdk_worker_main"
 _registered = threading.Lock()
 _done = []
@@ -44,17 +51,26 @@ def runner_for(options):
 
 
 class worker_env:
-    """Within the block, worker processes the runner starts see FAST_EXIT_ENV (restored after)."""
+    """Within the block, worker processes the runner starts see FAST_EXIT_ENV and, with ``warm``
+    ("module:function" names), WARM_ENV (both restored after)."""
+
+    def __init__(self, warm: tuple = ()):
+        self.values = {FAST_EXIT_ENV: "1", WARM_ENV: ",".join(warm) if warm else None}
 
     def __enter__(self):
-        self.before = os.environ.get(FAST_EXIT_ENV)
-        os.environ[FAST_EXIT_ENV] = "1"
+        self.before = {name: os.environ.get(name) for name in self.values}
+        for name, value in self.values.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
     def __exit__(self, *exc):
-        if self.before is None:
-            os.environ.pop(FAST_EXIT_ENV, None)
-        else:
-            os.environ[FAST_EXIT_ENV] = self.before
+        for name, value in self.before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
         return False
 
 
@@ -74,11 +90,26 @@ def _exit_now() -> None:
     os._exit(1 if failed else 0)
 
 
+def _warm_up(names: str) -> None:
+    """Call each "module:function" of ``names``; a failure is left to the stage that needs the module
+    (it imports it again in its own setup and fails there, loudly)."""
+    for name in filter(None, names.split(",")):
+        module, _, function = name.partition(":")
+        try:
+            getattr(importlib.import_module(module), function)()
+        except Exception:  # noqa: BLE001 - only a head start: the stage's own import reports the error
+            return
+
+
 def exit_fast_when_done() -> None:
     """In a worker process of ``runner_for``'s runner: exit without module teardown (once registered,
-    atexit runs it after the harness returned and threads were joined). Elsewhere: nothing."""
+    atexit runs it after the harness returned and threads were joined), and start the warm-up
+    imports the launcher asked for (WARM_ENV) in a daemon thread. Elsewhere: nothing."""
     with _registered:
         if _done or not _in_fast_exit_worker():
             return
         _done.append(True)
         atexit.register(_exit_now)  # registered last, so it runs first of the atexit handlers
+        if os.environ.get(WARM_ENV):
+            threading.Thread(target=_warm_up, args=(os.environ[WARM_ENV],), name="clipcurate-warm-up",
+                             daemon=True).start()

@@ -181,7 +181,8 @@ def run(config: RunConfig, options: PipelineOptions) -> dict:
     p = beam.Pipeline(runner=runner, options=options)
     build(p, config)
     try:
-        with direct_runner.worker_env() if runner is not None else contextlib.nullcontext():
+        warm = ("clipcurate.pipeline.imports:load_for_download",) if config.until is None else ()
+        with direct_runner.worker_env(warm) if runner is not None else contextlib.nullcontext():
             result = p.run()
             result.wait_until_finish()
     finally:

@@ -44,6 +44,13 @@ def _module(name: str):
         return _LOADED[name]
 
 
+def load_for_download() -> None:
+    """Import the two modules (and cv2, albumentations) the download stage uses, ahead of its first
+    call (``direct_runner``'s warm-up of worker processes)."""
+    _module("downloader")
+    _module("resizer")
+
+
 def is_disallowed(*args, **kwargs):
     """img2dataset.downloader.is_disallowed (X-Robots-Tag opt-outs)."""
     return _module("downloader").is_disallowed(*args, **kwargs)

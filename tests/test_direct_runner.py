@@ -51,3 +51,21 @@ def test_only_a_worker_started_by_clipcurate_exits_fast(monkeypatch):
     with direct_runner.worker_env():
         pass
     assert direct_runner.FAST_EXIT_ENV not in __import__("os").environ
+
+
+def test_the_warm_up_imports_what_the_launcher_names_and_never_raises(monkeypatch):
+    import os
+    import types
+
+    calls = []
+    module = types.ModuleType("clipcurate_warm_probe")
+    module.load = lambda: calls.append("load")
+    module.broken = lambda: 1 / 0
+    monkeypatch.setitem(__import__("sys").modules, "clipcurate_warm_probe", module)
+    direct_runner._warm_up("clipcurate_warm_probe:load,clipcurate_warm_probe:broken")
+    direct_runner._warm_up("no_such_module_here:load")
+    assert calls == ["load"]
+    with direct_runner.worker_env(("clipcurate.pipeline.imports:load_for_download",)):
+        assert os.environ[direct_runner.WARM_ENV] == "clipcurate.pipeline.imports:load_for_download"
+    assert direct_runner.WARM_ENV not in os.environ
+
