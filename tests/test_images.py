@@ -283,3 +283,36 @@ def test_resizer_with_transforms_made_once_gives_img2dataset_s_own_bytes(mode):
     with ThreadPoolExecutor(4) as pool:
         got = list(pool.map(lambda r: ours(io.BytesIO(r))[:5], raws * 3))
     assert got == expected * 3
+
+
+def test_many_download_threads_resize_only_resize_slots_images_at_once(tmp_path):
+    """16 threads fetch, but at most ``resize_slots`` images are decoded and resized at a time (the
+    resize is CPU work: more at once than CPUs only costs time); every row still comes out."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from clipcurate.pipeline.stages.download import DownloadConfig, ImageFetcher
+
+    rows = []
+    for i in range(48):
+        path = tmp_path / f"{i}.jpg"
+        path.write_bytes(make_jpeg(400, 300, seed=i))
+        rows.append({"key": str(i), "url": str(path), "local_path": str(path), "caption": "x"})
+    fetcher = ImageFetcher(DownloadConfig(local_root=str(tmp_path), resize_slots=2))
+    inner, lock, now, peak = fetcher.processor, threading.Lock(), [0], [0]
+
+    def counted(raw):
+        with lock:
+            now[0] += 1
+            peak[0] = max(peak[0], now[0])
+        try:
+            return inner(raw)
+        finally:
+            with lock:
+                now[0] -= 1
+
+    fetcher.processor = counted
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(fetcher, rows))
+    fetcher.close()
+    assert all(drop is None for _, drop in results) and len(results) == 48
+    assert peak[0] == 2
