@@ -10,7 +10,10 @@ encoding is Beam's own primitives coder, so nothing here is pickled code, and th
 zstd-compressed (level 1): a batch's rows share their source file, host names and words, so a
 packed row takes ~46 bytes instead of ~153, and every copy of a shuffle the runner holds shrinks
 with it (the in-memory runner holds two or three while a shuffle's input is grouped). Compressing
-costs ~0.5 s and decompressing ~0.1 s per million rows.
+costs ~0.5 s and decompressing ~0.1 s per million rows. The values are stored a column at a time
+(each shape's rows transposed): like values side by side compress better (URLs next to URLs, keys
+next to keys), ~50 -> ~38 bytes a row on web-like metadata at the same speed, and reading a pack as
+columns needs no transposing.
 """
 from __future__ import annotations
 
@@ -45,8 +48,19 @@ def _by_shape(rows: list[dict]) -> tuple[tuple, list[int], list[list]]:
     return tuple(shapes), order, values
 
 
+def _columnar(values: list[list]) -> list[tuple]:
+    """Each shape's value tuples as (rows, columns): the rows' count (a shape may have no field) and
+    one tuple of values a field."""
+    return [(len(vals), tuple(zip(*vals))) for vals in values]
+
+
+def _row_tuples(n: int, columns: tuple) -> list:
+    return list(zip(*columns)) if columns else [()] * n
+
+
 def pack_rows(rows: list[dict]) -> bytes:
-    return _encode(_by_shape(rows))
+    shapes, order, values = _by_shape(rows)
+    return _encode((shapes, order, _columnar(values)))
 
 
 def pack_by(rows: list[dict], place) -> list[tuple]:
@@ -58,7 +72,8 @@ def pack_by(rows: list[dict], place) -> list[tuple]:
 
 
 def unpack_rows(data: bytes) -> list[dict]:
-    shapes, order, values = _decode(data)
+    shapes, order, columnar = _decode(data)
+    values = [_row_tuples(n, columns) for n, columns in columnar]
     if len(shapes) == 1:
         keys = shapes[0]
         return [dict(zip(keys, vals)) for vals in values[0]]
@@ -66,16 +81,16 @@ def unpack_rows(data: bytes) -> list[dict]:
     return [dict(zip(shapes[i], next(its[i]))) for i in order]
 
 
-def _add_columns(columns: dict[str, list], shapes, values) -> int:
-    """Each shape's value tuples appended to ``columns`` (one ``zip`` a shape, not a lookup a row and
-    field); a row without a field has None there. Returns the rows added."""
+def _add_columns(columns: dict[str, list], shapes, columnar) -> int:
+    """Each shape's columns (``_columnar``) appended to ``columns``; a row without a field has None
+    there. Returns the rows added."""
     n = 0
-    for keys, vals in zip(shapes, values):
-        cols = dict(zip(keys, zip(*vals))) if vals else {}
+    for keys, (rows, values) in zip(shapes, columnar):
+        cols = dict(zip(keys, values)) if rows else {}
         for name, column in columns.items():
             col = cols.get(name)
-            column.extend(col if col is not None else (None,) * len(vals))
-        n += len(vals)
+            column.extend(col if col is not None else (None,) * rows)
+        n += rows
     return n
 
 
@@ -85,8 +100,8 @@ def unpack_columns(packs, names) -> tuple[int, dict[str, list]]:
     columns: dict[str, list] = {name: [] for name in names}
     n = 0
     for data in packs:
-        shapes, _, values = _decode(data)
-        n += _add_columns(columns, shapes, values)
+        shapes, _, columnar = _decode(data)
+        n += _add_columns(columns, shapes, columnar)
     return n, columns
 
 
@@ -94,4 +109,4 @@ def row_columns(rows: list[dict], names) -> tuple[int, dict[str, list]]:
     """``unpack_columns`` of rows not packed: (rows, {name: values}), rows grouped by shape."""
     columns: dict[str, list] = {name: [] for name in names}
     shapes, _, values = _by_shape(rows)
-    return _add_columns(columns, shapes, values), columns
+    return _add_columns(columns, shapes, _columnar(values)), columns
