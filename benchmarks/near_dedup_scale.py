@@ -7,7 +7,8 @@ Each row has a fingerprint as the stage makes it: 8 random 64-bit keys and a 32 
 planted near copies (the first key 1-6 bits from their
 original's, the same thumbnail, so the confirmation holds) and one hot fingerprint (a placeholder
 picture: ``--hot`` rows with the same keys and thumbnail). Each N runs the transform on the
-DirectRunner in this process; it prints the wall time, the ratio of times against the smallest N
+DirectRunner in this process, with the runtime settings of `clipcurate run` (allocator, garbage
+collector thresholds); it prints the wall time, the ratio of times against the smallest N
 (target: <= 12x for 10x the rows), the decisions found against the planted copies, and the largest
 group compared (distinct hashes in one band value, which ``max_group`` caps).
 Target (issue 12): linear growth, and a largest group that stays bounded.
@@ -104,6 +105,10 @@ def run(n: int, hot: int, config: NearDedupConfig) -> tuple[float, int]:
 
 
 def main() -> int:
+    from clipcurate.pipeline.cli.run import tune_gc, use_system_allocator
+
+    use_system_allocator()  # the runtime settings `clipcurate run` applies before its pipeline
+    tune_gc()
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000])
     ap.add_argument("--bands", type=int, default=NearDedupConfig().bands)

@@ -16,17 +16,20 @@
    (``worker_env(warm=...)``: img2dataset's resizer and downloader, cv2, ~0.7 s a process): the
    runner runs one fused stage at a time, so a worker sits idle through the first stages while the
    launcher orchestrates, and the download stage then starts with its modules loaded instead of
-   every worker importing them at once on its critical path.
+   every worker importing them at once on its critical path. The hook also applies the garbage
+   collector's thresholds the launcher chose (``GC_ENV``).
 """
 from __future__ import annotations
 
 import atexit
+import gc
 import importlib
 import os
 import sys
 import threading
 
 FAST_EXIT_ENV = "CLIPCURATE_FAST_WORKER_EXIT"
+GC_ENV = "CLIPCURATE_GC_THRESHOLDS"  # set by the launcher (cli.run.tune_gc), applied in its workers
 WARM_ENV = "CLIPCURATE_WORKER_WARM_UP"  # "module:function,..." a worker calls in a background thread
 SDK_WORKER_MAIN = "apache_beam.runners.worker.sdk_worker_main"
 _registered = threading.Lock()
@@ -101,6 +104,16 @@ def _warm_up(names: str) -> None:
             return
 
 
+def _launcher_gc_thresholds() -> None:
+    """The garbage collector's thresholds the launcher chose (``cli.run.tune_gc``: GC_ENV), if any."""
+    value = os.environ.get(GC_ENV)
+    if value:
+        try:
+            gc.set_threshold(*(int(v) for v in value.split(",")[:3]))
+        except (ValueError, TypeError):
+            pass
+
+
 def exit_fast_when_done() -> None:
     """In a worker process of ``runner_for``'s runner: exit without module teardown (once registered,
     atexit runs it after the harness returned and threads were joined), and start the warm-up
@@ -110,6 +123,7 @@ def exit_fast_when_done() -> None:
             return
         _done.append(True)
         atexit.register(_exit_now)  # registered last, so it runs first of the atexit handlers
+        _launcher_gc_thresholds()
         if os.environ.get(WARM_ENV):
             threading.Thread(target=_warm_up, args=(os.environ[WARM_ENV],), name="clipcurate-warm-up",
                              daemon=True).start()

@@ -69,3 +69,24 @@ def test_the_warm_up_imports_what_the_launcher_names_and_never_raises(monkeypatc
         assert os.environ[direct_runner.WARM_ENV] == "clipcurate.pipeline.imports:load_for_download"
     assert direct_runner.WARM_ENV not in os.environ
 
+
+
+def test_the_launcher_s_garbage_collector_thresholds_reach_its_workers(monkeypatch):
+    import gc
+
+    from clipcurate.pipeline.cli.run import GC_ENV, GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    monkeypatch.delenv(GC_ENV, raising=False)
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS
+        assert __import__("os").environ[GC_ENV] == ",".join(map(str, GC_THRESHOLDS))
+        gc.set_threshold(700, 10, 10)
+        direct_runner._launcher_gc_thresholds()  # what a worker does with the launcher's environment
+        assert gc.get_threshold() == GC_THRESHOLDS
+        monkeypatch.setenv(GC_ENV, "1000,5,5")  # the user's own choice wins
+        tune_gc()
+        assert gc.get_threshold() == (1000, 5, 5)
+    finally:
+        gc.set_threshold(*before)

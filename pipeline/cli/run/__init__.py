@@ -61,6 +61,30 @@ def tune_malloc() -> None:
             mallopt(param, value)
 
 
+GC_ENV = "CLIPCURATE_GC_THRESHOLDS"  # read by DirectRunner worker processes (pipeline.direct_runner)
+GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def tune_gc() -> None:
+    """Python's cyclic garbage collector on the thresholds of a process that holds millions of objects:
+    a young collection every 50,000 allocations instead of 700, older ones less often. With the
+    defaults, collections walk ever larger heaps as a run grows, a cost that grows faster than the
+    rows: near dedup's decisions at 1 M fingerprints took 260.7 s, 247.4 s with these (100 k: 21.3 and
+    21.5 s). Applies to this process and, through GC_ENV, to DirectRunner worker processes; a value
+    the user put in GC_ENV ("a,b,c") is kept."""
+    import gc
+
+    value = os.environ.get(GC_ENV)
+    thresholds = GC_THRESHOLDS
+    if value:
+        try:
+            thresholds = tuple(int(v) for v in value.split(","))[:3]
+        except ValueError:
+            thresholds = GC_THRESHOLDS
+    os.environ[GC_ENV] = ",".join(str(v) for v in thresholds)
+    gc.set_threshold(*thresholds)
+
+
 class RunFailed(Exception):
     """The run cannot produce a trustworthy output; the message is one line."""
 
@@ -101,6 +125,7 @@ def main(args) -> int:
         raise UsageError("--output OUT is required")
     config = make_config(args)
     use_system_allocator()
+    tune_gc()
     check_output(args.output)
     prepare_work(args)
     staging = start_staging(args.output)
