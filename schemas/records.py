@@ -40,10 +40,19 @@ def fields_after(stage: str) -> frozenset[str]:
 
 def input_order(row: dict):
     """A record's place in the input (file, row, then key): the order rejects and dedup keep to."""
-    return (row.get("source_file") or "", row.get("source_row") if row.get("source_row") is not None else -1,
-            row.get("key") or "")
+    return order_of(row.get("source_file"), row.get("source_row"), row.get("key"))
+
+
+def order_of(source_file, source_row, key):
+    """``input_order`` of a record with these three fields."""
+    return (source_file or "", source_row if source_row is not None else -1, key or "")
 
 
 def where(row: dict) -> str:
     """Where a record came from, for messages: ``FILE:ROW``."""
-    return f"{row.get('source_file')}:{row.get('source_row')}"
+    return place_of(row.get("source_file"), row.get("source_row"))
+
+
+def place_of(source_file, source_row) -> str:
+    """``where`` of a record with these two fields."""
+    return f"{source_file}:{source_row}"
