@@ -73,7 +73,6 @@ def main(argv=None) -> int:
         return 130
 
 
-
 # commands whose process may leave with os._exit once main() returned: all their work is done, files
 # closed, worker processes and clusters shut; skipping the teardown of Beam's, Arrow's and cv2's modules
 # saves ~0.5 s a run. (Not ``demo``: it may leave a child server to the normal exit.)
@@ -84,6 +83,7 @@ def entry() -> None:
     """The ``clipcurate`` script: ``main()``, then exit with its status (fast for FAST_EXIT commands)."""
     rc = main()
     if len(sys.argv) > 1 and sys.argv[1] in FAST_EXIT:
+        logging.shutdown()  # what atexit would flush: a log handler the user configured
         for stream in (sys.stdout, sys.stderr):
             stream.flush()
         os._exit(rc)
