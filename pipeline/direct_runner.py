@@ -62,19 +62,20 @@ class worker_env:
 
     def __enter__(self):
         self.before = {name: os.environ.get(name) for name in self.values}
-        for name, value in self.values.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _put(self.values)
 
     def __exit__(self, *exc):
-        for name, value in self.before.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        _put(self.before)
         return False
+
+
+def _put(values: dict) -> None:
+    """Set each environment variable of ``values``; a None value removes it."""
+    for name, value in values.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 def _in_fast_exit_worker() -> bool:
@@ -104,14 +105,21 @@ def _warm_up(names: str) -> None:
             return
 
 
+def gc_thresholds(value: str | None) -> tuple | None:
+    """The garbage collector's thresholds written as in GC_ENV ("a,b,c"), or None when unset or unreadable."""
+    if not value:
+        return None
+    try:
+        return tuple(int(v) for v in value.split(",")[:3])
+    except ValueError:
+        return None
+
+
 def _launcher_gc_thresholds() -> None:
     """The garbage collector's thresholds the launcher chose (``cli.run.tune_gc``: GC_ENV), if any."""
-    value = os.environ.get(GC_ENV)
-    if value:
-        try:
-            gc.set_threshold(*(int(v) for v in value.split(",")[:3]))
-        except (ValueError, TypeError):
-            pass
+    thresholds = gc_thresholds(os.environ.get(GC_ENV))
+    if thresholds:
+        gc.set_threshold(*thresholds)
 
 
 def exit_fast_when_done() -> None:

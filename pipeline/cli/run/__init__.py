@@ -11,6 +11,7 @@ import os
 import sys
 
 from clipcurate.pipeline import files as fs
+from clipcurate.pipeline.direct_runner import GC_ENV, gc_thresholds
 from clipcurate.pipeline.cli.errors import UsageError
 from clipcurate.pipeline.cli.run.cluster import dask_cluster
 from clipcurate.pipeline.cli.run.config import beam_options, make_config, options_record
@@ -61,7 +62,6 @@ def tune_malloc() -> None:
             mallopt(param, value)
 
 
-GC_ENV = "CLIPCURATE_GC_THRESHOLDS"  # read by DirectRunner worker processes (pipeline.direct_runner)
 GC_THRESHOLDS = (50_000, 20, 100)
 
 
@@ -74,13 +74,7 @@ def tune_gc() -> None:
     the user put in GC_ENV ("a,b,c") is kept."""
     import gc
 
-    value = os.environ.get(GC_ENV)
-    thresholds = GC_THRESHOLDS
-    if value:
-        try:
-            thresholds = tuple(int(v) for v in value.split(","))[:3]
-        except ValueError:
-            thresholds = GC_THRESHOLDS
+    thresholds = gc_thresholds(os.environ.get(GC_ENV)) or GC_THRESHOLDS
     os.environ[GC_ENV] = ",".join(str(v) for v in thresholds)
     gc.set_threshold(*thresholds)
 
